@@ -1,0 +1,48 @@
+"""steerlab: steer language models through their internal representations, and measure the cost.
+
+Quick start::
+
+    import steerlab as sl
+    model, tokenizer = sl.load_model("default")
+    pairs = sl.load_pairs("pairs.jsonl")
+    vector = sl.extract(model, tokenizer, pairs, method="pca_diff", layers="all")
+    vector.save("honesty.safetensors")
+    with sl.steer(model, vector, coefficient=4.0, layers=[15]):
+        ...
+"""
+
+from steerlab.chat import format_chat
+from steerlab.data import ContrastPair, builtin_pairs, load_pairs, pairs_from_ab
+from steerlab.errors import SteerlabError
+from steerlab.extract import extract
+from steerlab.generate import generate
+from steerlab.layers import find_layers
+from steerlab.models import load_model, model_identity
+from steerlab.provenance import library_version
+from steerlab.record import TextExample, record, record_tokens
+from steerlab.steer import SteerSpec, steer
+from steerlab.vector import SteeringVector, VectorMetadata
+
+__version__ = library_version()
+
+__all__ = [
+    "ContrastPair",
+    "SteerSpec",
+    "SteeringVector",
+    "SteerlabError",
+    "TextExample",
+    "VectorMetadata",
+    "__version__",
+    "builtin_pairs",
+    "extract",
+    "find_layers",
+    "format_chat",
+    "generate",
+    "load_model",
+    "load_pairs",
+    "model_identity",
+    "pairs_from_ab",
+    "record",
+    "record_tokens",
+    "steer",
+]

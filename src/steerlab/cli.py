@@ -1,0 +1,314 @@
+"""The ``steerlab`` command: a thin typer shell over the public Python API."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from steerlab.errors import SpecError, SteerlabError
+from steerlab.provenance import library_version
+
+app = typer.Typer(
+    name="steerlab",
+    help="Steer language models through their internal representations; measure the cost.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(command: F) -> F:
+    """Turn steerlab errors into one line on stderr and exit code 1 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SteerlabError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_coefficients(text: str) -> list[float]:
+    """``"-6,0,6"`` -> [-6, 0, 6]; ``"-8:8:17"`` -> 17 evenly spaced values from -8 to 8."""
+    text = text.strip()
+    try:
+        if ":" in text:
+            parts = text.split(":")
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+            if count < 1:
+                raise ValueError
+            if count == 1:
+                return [start]
+            step = (stop - start) / (count - 1)
+            return [round(start + i * step, 10) for i in range(count)]
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SpecError(
+            f"coefficients {text!r} are not understood; use e.g. -6,0,6 or -8:8:17"
+        ) from None
+    if not values:
+        raise SpecError("no coefficients given")
+    return values
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"steerlab {library_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show version."),
+    ] = False,
+) -> None:
+    """steerlab: extract, apply and measure steering vectors."""
+
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="'default', a local folder or a Hub id.")
+]
+DtypeOpt = Annotated[
+    str | None, typer.Option("--dtype", help="float32, bfloat16, float16 or auto.")
+]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, mps...")]
+LayersPathOpt = Annotated[
+    str | None,
+    typer.Option("--layers-path", help="Dotted path of the decoder block list, if not found."),
+]
+
+
+@app.command()
+@friendly_errors
+def extract(
+    pairs: Annotated[
+        str, typer.Option("--pairs", "-p", help="Pairs file (JSONL/JSON/CAA A/B) or builtin:NAME.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .safetensors file.")],
+    model: ModelOpt = "default",
+    method: Annotated[
+        str, typer.Option(help="mean_diff, pca_diff, pca_center or probe.")
+    ] = "pca_diff",
+    layers: Annotated[str, typer.Option(help="all, 15, 12-18 or 12,14,16.")] = "all",
+    position: Annotated[
+        str, typer.Option(help="last (last token) or mean (mean over the reply tokens).")
+    ] = "last",
+    limit: Annotated[int | None, typer.Option(help="Use only the first N pairs.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 16,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = None,
+    layers_path: LayersPathOpt = None,
+) -> None:
+    """Extract a steering vector from contrastive pairs."""
+    from steerlab.data import load_pairs
+    from steerlab.extract import METHODS
+    from steerlab.extract import extract as run_extract
+    from steerlab.models import load_model
+
+    if method not in METHODS:
+        raise SpecError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+    if position not in ("last", "mean"):
+        raise SpecError(f"--position {position!r} is not one of last, mean")
+    data = load_pairs(pairs, limit=limit)  # read data first: bad input fails before loading
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    vector = run_extract(
+        loaded,
+        tokenizer,
+        data,
+        method=method,
+        layers=layers,
+        position=position,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        seed=seed,
+        layers_path=layers_path,
+        progress=True,
+    )
+    vector.save(output)
+    console.print(
+        f"wrote {output}: {vector.metadata.method} vector, layers "
+        f"{vector.describe()['layers']}, {len(data)} pairs"
+    )
+
+
+@app.command()
+@friendly_errors
+def info(
+    vector_file: Annotated[Path, typer.Argument(help="A steering vector .safetensors file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a steering vector's metadata and per-layer norms."""
+    from steerlab.vector import SteeringVector
+
+    vector = SteeringVector.load(vector_file)
+    summary = vector.describe()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    table = Table(title=str(vector_file), show_header=False)
+    for key in (
+        "model_id",
+        "model_type",
+        "hidden_size",
+        "num_layers",
+        "method",
+        "position",
+        "n_examples",
+        "data_sha256",
+        "layers",
+        "library_version",
+        "git_revision",
+        "created",
+        "seed",
+    ):
+        table.add_row(key, str(summary.get(key)))
+    console.print(table)
+    norms = Table(title="per-layer norms")
+    norms.add_column("layer", justify="right")
+    norms.add_column("vector norm", justify="right")
+    norms.add_column("activation norm", justify="right")
+    activation = vector.activation_norms or {}
+    for layer, norm in vector.norms().items():
+        act = activation.get(layer)
+        norms.add_row(str(layer), f"{norm:.4g}", "-" if act is None else f"{act:.4g}")
+    console.print(norms)
+
+
+@app.command()
+@friendly_errors
+def generate(
+    prompts: Annotated[list[str], typer.Argument(help="One or more prompts.")],
+    model: ModelOpt = "default",
+    vector: Annotated[
+        Path | None, typer.Option("--vector", "-v", help="Steering vector file.")
+    ] = None,
+    layers: Annotated[
+        str | None, typer.Option(help="Layers to steer (default: all the vector has).")
+    ] = None,
+    coefficients: Annotated[
+        str, typer.Option(help="Comma list (-6,0,6) or start:stop:count (-8:8:17).")
+    ] = "0",
+    operator: Annotated[str, typer.Option(help="add, ablate or clamp.")] = "add",
+    normalize: Annotated[bool, typer.Option(help="Unit direction per layer.")] = False,
+    scale_by_norm: Annotated[
+        bool, typer.Option(help="Coefficient as a fraction of the layer's activation norm.")
+    ] = False,
+    positions: Annotated[str, typer.Option(help="all, prompt or generated.")] = "all",
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 48,
+    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+    raw: Annotated[bool, typer.Option(help="Do not apply the chat template.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = None,
+    layers_path: LayersPathOpt = None,
+) -> None:
+    """Generate continuations at several steering coefficients, batched in one run."""
+    from steerlab.generate import generate as run_generate
+    from steerlab.models import load_model
+    from steerlab.steer import OPERATORS, POSITIONS
+    from steerlab.vector import SteeringVector
+
+    values = parse_coefficients(coefficients)
+    if operator not in OPERATORS:
+        raise SpecError(f"--operator {operator!r} is not one of {', '.join(OPERATORS)}")
+    if positions not in POSITIONS:
+        raise SpecError(f"--positions {positions!r} is not one of {', '.join(POSITIONS)}")
+    steering = SteeringVector.load(vector) if vector is not None else None
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    results = run_generate(
+        loaded,
+        tokenizer,
+        prompts,
+        steering,
+        values,
+        layers=layers,
+        operator=operator,  # type: ignore[arg-type]
+        normalize=normalize,
+        scale_by_norm=scale_by_norm,
+        positions=positions,  # type: ignore[arg-type]
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        system=system,
+        chat=not raw,
+        layers_path=layers_path,
+        progress=True,
+    )
+    if as_json:
+        for item in results:
+            typer.echo(
+                json.dumps(
+                    {"prompt": item.prompt, "coefficient": item.coefficient, "text": item.text}
+                )
+            )
+        return
+    print_generations(results)
+
+
+def print_generations(results: list[Any]) -> None:
+    """Show generations as a table, one row per prompt and coefficient."""
+    table = Table(show_lines=True)
+    table.add_column("prompt", max_width=28)
+    table.add_column("coef", justify="right")
+    table.add_column("generation")
+    for item in results:
+        table.add_row(item.prompt, f"{item.coefficient:+g}", item.text)
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def demo(
+    model: ModelOpt = "default",
+    coefficient: Annotated[
+        float, typer.Option(help="Steering strength as a fraction of the activation norm.")
+    ] = 0.1,
+    layers: Annotated[str, typer.Option(help="Layers to steer.")] = "12-18",
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 40,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for artifacts.")] = Path(
+        "demo-output"
+    ),
+) -> None:
+    """Extract a mood vector on the embedded model and show steered generations."""
+    from steerlab.demo import run_demo
+
+    run_demo(
+        model=model,
+        coefficient=coefficient,
+        layers=layers,
+        max_new_tokens=max_new_tokens,
+        output=output,
+        console=console,
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="steerlab")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

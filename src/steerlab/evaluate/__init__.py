@@ -1,0 +1,1 @@
+"""Evaluation: fit steering sweeps and measure what steering costs."""

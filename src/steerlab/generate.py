@@ -1,0 +1,148 @@
+"""Steered text generation: B prompts x K coefficients as batched ``generate`` calls."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from steerlab.chat import format_chat, messages_for, needs_special_tokens
+from steerlab.errors import DataError, SpecError
+from steerlab.layers import LayerSelection
+from steerlab.models import model_device
+from steerlab.progress import track
+from steerlab.steer import Operator, Positions, coefficient_tensor, steer
+from steerlab.vector import SteeringVector
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generated continuation.
+
+    Attributes:
+        prompt: the user prompt (before the chat template).
+        coefficient: the steering coefficient used (0 = unsteered).
+        text: the generated continuation, special tokens removed.
+    """
+
+    prompt: str
+    coefficient: float
+    text: str
+
+
+def render_prompts(
+    tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], system: str | None, chat: bool
+) -> list[str]:
+    """Prompt texts as the model reads them (chat template applied when ``chat``)."""
+    if chat:
+        return [format_chat(tokenizer, messages_for(p, system)) for p in prompts]
+    return list(prompts)
+
+
+def generate(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    vector: SteeringVector | None = None,
+    coefficients: Sequence[float] = (0.0,),
+    *,
+    layers: LayerSelection = None,
+    operator: Operator = "add",
+    normalize: bool = False,
+    scale_by_norm: bool = False,
+    positions: Positions = "all",
+    max_new_tokens: int = 48,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    system: str | None = None,
+    chat: bool = True,
+    batch_size: int = 32,
+    layers_path: str | None = None,
+    progress: bool = False,
+) -> list[Generation]:
+    """Generate a continuation of every prompt at every coefficient.
+
+    Rows (prompt x coefficient) are batched with one coefficient per row, so K coefficients
+    cost one ``generate`` call per batch rather than K.
+
+    Args:
+        model: a transformers causal LM.
+        tokenizer: its tokenizer (left padding is used).
+        prompts: user prompts.
+        vector: the steering vector; ``None`` generates unsteered (coefficients ignored).
+        coefficients: the coefficients to try for each prompt.
+        layers, operator, normalize, scale_by_norm, positions, layers_path: as in
+            :func:`steerlab.steer`.
+        max_new_tokens: tokens to generate.
+        temperature: 0 for greedy decoding, else sampling temperature.
+        top_p: nucleus sampling mass when sampling.
+        seed: random seed for sampling.
+        system: optional system prompt.
+        chat: apply the chat template (False: prompts are raw text).
+        batch_size: rows per ``generate`` call.
+        progress: show a progress bar.
+
+    Returns:
+        One :class:`Generation` per prompt and coefficient, prompt-major.
+    """
+    if not prompts:
+        raise DataError("no prompts to generate from")
+    if max_new_tokens < 1:
+        raise SpecError(f"max_new_tokens {max_new_tokens} must be at least 1")
+    if temperature < 0:
+        raise SpecError(f"temperature {temperature} must be >= 0")
+    values = coefficient_tensor(list(coefficients) if vector is not None else [0.0]).tolist()
+    texts = render_prompts(tokenizer, prompts, system, chat)
+    rows = [(i, c) for i in range(len(prompts)) for c in values]
+    device = model_device(model)
+    tokenizer.padding_side = "left"
+    outputs: list[Generation] = []
+    starts = list(range(0, len(rows), batch_size))
+    for start in track(starts, "generating", total=len(starts), enabled=progress):
+        chunk = rows[start : start + batch_size]
+        batch_texts = [texts[i] for i, _ in chunk]
+        encoded = tokenizer(
+            batch_texts,
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=needs_special_tokens(tokenizer, batch_texts[0]),
+        ).to(device)
+        context = (
+            steer(
+                model,
+                vector,
+                [c for _, c in chunk],
+                layers=layers,
+                operator=operator,
+                normalize=normalize,
+                scale_by_norm=scale_by_norm,
+                positions=positions,
+                layers_path=layers_path,
+            )
+            if vector is not None
+            else nullcontext()
+        )
+        torch.manual_seed(seed + start)
+        sampling = temperature > 0
+        with context, torch.inference_mode():
+            generated = model.generate(  # type: ignore[operator]
+                **encoded,
+                max_new_tokens=max_new_tokens,
+                do_sample=sampling,
+                temperature=temperature if sampling else None,
+                top_p=top_p if sampling else None,
+                top_k=None,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        new_tokens = generated[:, encoded["input_ids"].shape[1] :]
+        decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        outputs.extend(
+            Generation(prompts[i], c, text.strip())
+            for (i, c), text in zip(chunk, decoded, strict=True)
+        )
+    return outputs

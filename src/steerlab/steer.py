@@ -1,0 +1,288 @@
+"""Applying a steering vector at inference: :class:`SteerSpec` and the :func:`steer` context.
+
+Operators, for hidden state ``h`` at a steered layer, direction ``v`` (made unit-norm when
+``normalize``; always unit for ``ablate``/``clamp``), coefficient ``c`` and scale ``s`` (the
+layer's typical activation norm when ``scale_by_norm``, else 1):
+
+* ``add``:    ``h + c·s·v``
+* ``ablate``: ``h - c·(h·v̂)v̂``   (c = 1 removes the whole component: directional ablation)
+* ``clamp``:  ``h - (h·v̂)v̂ + c·s·v̂``  (the component along v̂ is set to c·s)
+
+Positions: ``all`` tokens; ``prompt`` (the prompt pass only, not tokens generated later);
+``generated`` (the last prompt token, whose output predicts the first generated token, and
+every generated token). Works with ``model.generate`` and the KV cache.
+
+The coefficient may be a scalar or one value per batch row, so B prompts x K coefficients
+run as a single batched forward or generate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from steerlab.errors import SpecError, VectorError
+from steerlab.hooks import hooked
+from steerlab.layers import LayerSelection, find_layers, parse_layers
+from steerlab.models import model_identity
+from steerlab.vector import SteeringVector
+
+Operator = Literal["add", "ablate", "clamp"]
+Positions = Literal["all", "prompt", "generated"]
+OPERATORS: tuple[str, ...] = ("add", "ablate", "clamp")
+POSITIONS: tuple[str, ...] = ("all", "prompt", "generated")
+Coefficient = float | Sequence[float] | torch.Tensor
+
+
+def coefficient_tensor(coefficient: Coefficient) -> torch.Tensor:
+    """Validate a coefficient (scalar or one per row) as a float64 1-D tensor.
+
+    Raises:
+        SpecError: for a non-finite, empty or non-numeric coefficient.
+    """
+    try:
+        values = torch.as_tensor(coefficient, dtype=torch.float64).reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        raise SpecError(f"coefficient {coefficient!r} is not a number or list of numbers") from None
+    if values.numel() == 0:
+        raise SpecError("coefficient list is empty")
+    bad = values[~torch.isfinite(values)]
+    if bad.numel():
+        raise SpecError(f"coefficient {float(bad[0])} is not finite")
+    return values
+
+
+@dataclass(frozen=True)
+class SteerSpec:
+    """How to apply a vector. Validated on construction.
+
+    Attributes:
+        coefficient: scalar, or one value per batch row (a tuple).
+        layers: layer selection (``None`` = every layer the vector has).
+        operator: ``add``, ``ablate`` or ``clamp``.
+        normalize: use the unit direction at each layer instead of the raw vector.
+        scale_by_norm: multiply the coefficient by the layer's typical activation norm
+            (recorded in the vector), so that c reads as a fraction of that norm.
+        positions: ``all``, ``prompt`` or ``generated``.
+    """
+
+    coefficient: float | tuple[float, ...] = 1.0
+    layers: str | int | tuple[int, ...] | None = None
+    operator: Operator = "add"
+    normalize: bool = False
+    scale_by_norm: bool = False
+    positions: Positions = "all"
+
+    def __post_init__(self) -> None:
+        values = coefficient_tensor(self.coefficient)
+        object.__setattr__(
+            self,
+            "coefficient",
+            float(values[0])
+            if values.numel() == 1 and not isinstance(self.coefficient, Sequence | torch.Tensor)
+            else tuple(values.tolist()),
+        )
+        if isinstance(self.layers, list | range):
+            object.__setattr__(self, "layers", tuple(self.layers))
+        if self.operator not in OPERATORS:
+            raise SpecError(f"operator {self.operator!r} is not one of {', '.join(OPERATORS)}")
+        if self.positions not in POSITIONS:
+            raise SpecError(f"positions {self.positions!r} is not one of {', '.join(POSITIONS)}")
+
+
+def _unit(v: torch.Tensor, layer: int) -> torch.Tensor:
+    norm = v.norm()
+    if float(norm) == 0.0:
+        raise VectorError(f"layer {layer}: the direction is zero; it has no unit vector")
+    return v / norm
+
+
+class _PassState:
+    """What the steering hooks need to know about the current forward call."""
+
+    def __init__(self, positions: str) -> None:
+        self.positions = positions
+        self.prefill = True
+        self.last_index: torch.Tensor | None = None  # (batch,) index of each row's last token
+
+    def observe(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+        cache = kwargs.get("past_key_values")
+        past = 0
+        if cache is not None:
+            length = getattr(cache, "get_seq_length", None)
+            past = int(length()) if callable(length) else 1
+        self.prefill = past == 0
+        mask = kwargs.get("attention_mask")
+        if isinstance(mask, torch.Tensor) and mask.ndim == 2 and self.prefill:
+            width = mask.shape[1]
+            # Index of each row's last real token: right padding puts it before the pads.
+            self.last_index = (width - 1) - mask.flip(-1).to(torch.long).argmax(dim=-1)
+        else:
+            self.last_index = None
+
+    def position_mask(self, hidden: torch.Tensor) -> torch.Tensor | Literal[False] | None:
+        """``None`` = steer every position, ``False`` = none, else a (batch, seq, 1) mask."""
+        if self.positions == "all":
+            return None
+        if self.positions == "prompt":
+            return None if self.prefill else False
+        if not self.prefill:
+            return None
+        batch, seq = hidden.shape[0], hidden.shape[1]
+        mask = torch.zeros(batch, seq, 1, dtype=hidden.dtype, device=hidden.device)
+        if self.last_index is None or self.last_index.shape[0] != batch:
+            mask[:, -1] = 1
+        else:
+            rows = torch.arange(batch, device=hidden.device)
+            mask[rows, self.last_index.to(hidden.device)] = 1
+        return mask
+
+
+def _row_coefficients(values: torch.Tensor, batch: int) -> torch.Tensor:
+    if values.numel() == 1 or values.numel() == batch:
+        return values
+    if batch % values.numel() == 0:
+        # generate(num_return_sequences=n) repeats each row n times in place.
+        return values.repeat_interleave(batch // values.numel())
+    raise SpecError(
+        f"{values.numel()} per-row coefficients for a batch of {batch} rows; "
+        "give one coefficient or one per row"
+    )
+
+
+def _layer_hook(
+    direction: torch.Tensor,
+    scale: float,
+    operator: str,
+    coefficients: torch.Tensor,
+    state: _PassState,
+) -> Any:
+    def hook(hidden: torch.Tensor) -> torch.Tensor | None:
+        mask = state.position_mask(hidden)
+        if mask is False:
+            return None
+        rows = _row_coefficients(coefficients, hidden.shape[0])
+        c = rows.to(device=hidden.device, dtype=hidden.dtype).view(-1, 1, 1)
+        v = direction.to(device=hidden.device, dtype=hidden.dtype)
+        if operator == "add":
+            delta = (c * scale) * v
+        else:
+            along = hidden @ v  # (batch, seq) component along the unit direction
+            if operator == "ablate":
+                delta = -(c * along.unsqueeze(-1)) * v
+            else:  # clamp
+                delta = ((c * scale) - along.unsqueeze(-1)) * v
+        if mask is not None:
+            delta = delta * mask
+        return hidden + delta
+
+    return hook
+
+
+@contextmanager
+def apply_spec(
+    model: nn.Module,
+    vector: SteeringVector,
+    spec: SteerSpec,
+    *,
+    layers_path: str | None = None,
+) -> Iterator[SteerSpec]:
+    """Steer ``model`` with ``vector`` as ``spec`` says, inside a ``with`` block.
+
+    Raises:
+        ModelMismatchError: the vector was made on a different kind of model.
+        LayerError: a layer that the model or the vector does not have.
+        SpecError / VectorError: an invalid coefficient or a zero direction.
+    """
+    vector.check_compatible(model_identity(model))  # type: ignore[arg-type]
+    layer_map = find_layers(model, layers_path)
+    if spec.layers is None:
+        layers = vector.layers
+    else:
+        layers = parse_layers(spec.layers, len(layer_map))
+    missing = [layer for layer in layers if layer not in vector.directions]
+    if missing:
+        raise VectorError(
+            f"the vector has no direction for layer {missing[0]} "
+            f"(it has layers {', '.join(map(str, vector.layers))})"
+        )
+    norms = vector.activation_norms or {}
+    if spec.scale_by_norm:
+        lacking = [layer for layer in layers if layer not in norms]
+        if lacking:
+            raise VectorError(
+                f"scale_by_norm needs the activation norm of layer {lacking[0]}, which the "
+                "vector does not record; re-extract it with steerlab"
+            )
+    coefficients = coefficient_tensor(spec.coefficient)
+    state = _PassState(spec.positions)
+    hooks = []
+    for layer in layers:
+        raw = vector[layer]
+        unit_needed = spec.normalize or spec.operator in ("ablate", "clamp")
+        direction = _unit(raw, layer) if unit_needed else raw
+        scale = norms[layer] if spec.scale_by_norm else 1.0
+        if not math.isfinite(scale):
+            raise VectorError(f"layer {layer}: activation norm is not finite")
+        hooks.append(
+            (
+                layer_map.blocks[layer],
+                _layer_hook(direction, scale, spec.operator, coefficients, state),
+            )
+        )
+    # The stack module (parent of the block list) sees input ids, mask and cache each call.
+    parent_path = layer_map.path.rsplit(".", 1)[0] if "." in layer_map.path else ""
+    stack = model.get_submodule(parent_path) if parent_path else model
+    with hooked(outputs=hooks, inputs=[(stack, state.observe)]):
+        yield spec
+
+
+def steer(
+    model: nn.Module,
+    vector: SteeringVector,
+    coefficient: Coefficient = 1.0,
+    *,
+    layers: LayerSelection = None,
+    operator: Operator = "add",
+    normalize: bool = False,
+    scale_by_norm: bool = False,
+    positions: Positions = "all",
+    layers_path: str | None = None,
+) -> Any:
+    """Context manager: every forward or ``generate`` inside it is steered, and only there.
+
+    Args:
+        model: a transformers causal LM.
+        vector: the steering vector (must come from the same kind of model).
+        coefficient: a scalar, or one value per batch row (list or 1-D tensor).
+        layers: ``None`` (all layers of the vector), an int, ``"12-18"``, a list, a range,
+            or ``"all"``.
+        operator: ``add``, ``ablate`` or ``clamp`` (see the module docstring).
+        normalize: unit direction per layer.
+        scale_by_norm: coefficient as a fraction of the layer's typical activation norm.
+        positions: ``all``, ``prompt`` or ``generated``.
+        layers_path: dotted path of the decoder block list, if it cannot be found.
+
+    Example:
+        >>> with steer(model, vector, coefficient=4.0, layers=[15]):
+        ...     out = model.generate(**inputs)
+    """
+    if isinstance(layers, list | range):
+        layers = tuple(layers)
+    if isinstance(coefficient, list):
+        coefficient = tuple(coefficient)
+    spec = SteerSpec(
+        coefficient=coefficient,  # type: ignore[arg-type]
+        layers=layers,  # type: ignore[arg-type]
+        operator=operator,
+        normalize=normalize,
+        scale_by_norm=scale_by_norm,
+        positions=positions,
+    )
+    return apply_spec(model, vector, spec, layers_path=layers_path)
