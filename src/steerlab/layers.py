@@ -70,7 +70,7 @@ class LayerMap:
         return len(self.blocks)
 
     def resolve(self, selection: LayerSelection) -> tuple[int, ...]:
-        """Turn a layer selection into sorted, unique, in-range indices (see :func:`parse_layers`)."""
+        """Sorted, unique, in-range indices of a selection (see :func:`parse_layers`)."""
         return parse_layers(selection, len(self.blocks))
 
 

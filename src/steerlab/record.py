@@ -8,6 +8,7 @@ network and the LM head.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -167,15 +168,12 @@ def _record(
             return hook
 
         hooks = [(layer_map.blocks[layer], make_hook(layer)) for layer in chosen]
-        with hooked(outputs=hooks), torch.inference_mode():
-            try:
-                model(
-                    input_ids=batch.input_ids.to(device),
-                    attention_mask=batch.attention_mask.to(device),
-                    use_cache=False,
-                )
-            except StopForward:
-                pass
+        with hooked(outputs=hooks), torch.inference_mode(), contextlib.suppress(StopForward):
+            model(
+                input_ids=batch.input_ids.to(device),
+                attention_mask=batch.attention_mask.to(device),
+                use_cache=False,
+            )
     return {layer: [r for r in rows if r is not None] for layer, rows in results.items()}
 
 

@@ -81,13 +81,10 @@ class SteerSpec:
 
     def __post_init__(self) -> None:
         values = coefficient_tensor(self.coefficient)
-        object.__setattr__(
-            self,
-            "coefficient",
-            float(values[0])
-            if values.numel() == 1 and not isinstance(self.coefficient, Sequence | torch.Tensor)
-            else tuple(values.tolist()),
-        )
+        # A scalar stays a scalar; a list (even of one) stays per-row.
+        per_row = isinstance(self.coefficient, Sequence | torch.Tensor)
+        value = tuple(values.tolist()) if per_row else float(values[0])
+        object.__setattr__(self, "coefficient", value)
         if isinstance(self.layers, list | range):
             object.__setattr__(self, "layers", tuple(self.layers))
         if self.operator not in OPERATORS:
@@ -202,10 +199,7 @@ def apply_spec(
     """
     vector.check_compatible(model_identity(model))  # type: ignore[arg-type]
     layer_map = find_layers(model, layers_path)
-    if spec.layers is None:
-        layers = vector.layers
-    else:
-        layers = parse_layers(spec.layers, len(layer_map))
+    layers = vector.layers if spec.layers is None else parse_layers(spec.layers, len(layer_map))
     missing = [layer for layer in layers if layer not in vector.directions]
     if missing:
         raise VectorError(
