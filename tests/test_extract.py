@@ -1,0 +1,110 @@
+"""Extraction: the pure direction maths and extraction on tiny models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import steerlab as sl
+from steerlab.data import ContrastPair
+from steerlab.errors import DataError, SpecError
+from steerlab.extract.contrastive import METHODS, direction
+from steerlab.hooks import hooked
+
+
+def synthetic(n: int = 40, d: int = 16, seed: int = 0, spread: float = 0.5):
+    """Pairs whose difference is 3·u plus noise; ``spread`` is the shared variance's scale."""
+    generator = torch.Generator().manual_seed(seed)
+    u = torch.randn(d, generator=generator)
+    u = u / u.norm()
+    base = torch.randn(n, d, generator=generator) * spread
+    noise = torch.randn(n, d, generator=generator) * 0.1
+    return base + 1.5 * u + noise, base - 1.5 * u, u
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_direction_recovers_and_orients(method):
+    positive, negative, u = synthetic()
+    v = direction(method, positive, negative)
+    cosine = torch.nn.functional.cosine_similarity(v, u, dim=0)
+    assert cosine > 0.9, float(cosine)
+    flipped = direction(method, negative, positive)
+    assert torch.nn.functional.cosine_similarity(flipped, v, dim=0) < -0.99
+
+
+@pytest.mark.parametrize("method", ["mean_diff", "pca_diff"])
+def test_paired_methods_ignore_shared_variance(method):
+    positive, negative, u = synthetic(spread=5.0)
+    v = direction(method, positive, negative)
+    assert torch.nn.functional.cosine_similarity(v, u, dim=0) > 0.99
+
+
+def test_mean_diff_is_the_mean_difference():
+    positive, negative, _ = synthetic()
+    assert torch.allclose(direction("mean_diff", positive, negative), (positive - negative).mean(0))
+
+
+@pytest.mark.parametrize("method", ["pca_diff", "pca_center", "probe"])
+def test_projection_scale(method):
+    positive, negative, _ = synthetic()
+    v = direction(method, positive, negative)
+    mean_difference = (positive - negative).mean(0)
+    # Scaled so that its length equals the mean difference's projection on it.
+    assert torch.allclose(v.norm(), mean_difference @ (v / v.norm()), rtol=1e-4)
+
+
+def test_direction_errors():
+    positive, negative, _ = synthetic()
+    with pytest.raises(SpecError, match="method"):
+        direction("magic", positive, negative)
+    with pytest.raises(SpecError):
+        direction("mean_diff", positive, negative[:3])
+
+
+PAIRS = [
+    ContrastPair("I am happy today", "I am sad today"),
+    ContrastPair("What a lovely day", "What a gloomy day", (("user", "How is it?"),)),
+    ContrastPair("Paris", "London", (("system", "Be brief."), ("user", "Capital of France?"))),
+    ContrastPair("(A", "(B", (("user", "Choose (A) or (B)."),)),
+]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_extract_on_tiny_models(tiny, method):
+    model, tokenizer = tiny
+    vector = sl.extract(model, tokenizer, PAIRS, method=method, progress=False)
+    meta = vector.metadata
+    assert vector.layers == (0, 1, 2)
+    assert (meta.method, meta.n_examples, meta.hidden_size, meta.num_layers) == (method, 4, 32, 3)
+    assert meta.model_id.startswith("tiny-") and len(meta.data_sha256) == 64
+    assert set(vector.activation_norms) == {0, 1, 2}
+    # + means "more like the positive side": positives project higher than negatives.
+    acts = sl.record(model, tokenizer, [t for p in PAIRS for t in (p.positive, p.negative)], [1])
+    if method == "mean_diff":
+        assert float((acts[1][0::2] - acts[1][1::2]).mean(0) @ vector[1]) > 0
+
+
+def test_extract_batch_size_does_not_matter(llama):
+    model, tokenizer = llama
+    one = sl.extract(model, tokenizer, PAIRS, "mean_diff", batch_size=1, progress=False)
+    many = sl.extract(model, tokenizer, PAIRS, "mean_diff", batch_size=8, progress=False)
+    for layer in one.layers:
+        assert torch.allclose(one[layer], many[layer], atol=1e-5)
+
+
+def test_all_layers_from_one_pass(llama):
+    model, tokenizer = llama
+    passes = []
+    with hooked(inputs=[(model.model, lambda args, kwargs: passes.append(1))]):
+        sl.extract(model, tokenizer, PAIRS, "pca_diff", layers="all", batch_size=8, progress=False)
+    assert len(passes) == 1
+
+
+def test_extract_errors(llama):
+    model, tokenizer = llama
+    with pytest.raises(DataError):
+        sl.extract(model, tokenizer, [], progress=False)
+    with pytest.raises(SpecError, match="method"):
+        sl.extract(model, tokenizer, PAIRS, method="nope", progress=False)
+    with pytest.raises(sl.SteerlabError, match="out of range"):
+        sl.extract(model, tokenizer, PAIRS, layers=[9], progress=False)
