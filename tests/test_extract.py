@@ -27,7 +27,7 @@ def test_direction_recovers_and_orients(method):
     positive, negative, u = synthetic()
     v = direction(method, positive, negative)
     cosine = torch.nn.functional.cosine_similarity(v, u, dim=0)
-    assert cosine > 0.9, float(cosine)
+    assert cosine > (0.85 if method == "probe" else 0.95), float(cosine)
     flipped = direction(method, negative, positive)
     assert torch.nn.functional.cosine_similarity(flipped, v, dim=0) < -0.99
 
