@@ -20,6 +20,7 @@ from steerlab.provenance import library_version
 from steerlab.vector import SteeringVector
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+PROGRESS = re.compile(r"^Loading weights: +\d+%\|")
 PAIRS = [
     {"prompt": "How are you?", "positive": "I am happy today.", "negative": "I feel sad."},
     {"prompt": "Tell me about your day.", "positive": "It was a good day.", "negative": "Gloomy."},
@@ -73,11 +74,15 @@ def assert_one_line_error(result: Result, *needles: str) -> str:
     assert isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output
     lines = [ANSI.sub("", line) for line in result.stderr.strip().splitlines()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error:"), lines[0]
+    # transformers may draw a "Loading weights" progress bar first; nothing else may appear.
+    others = [line for line in lines if line.strip() and not PROGRESS.search(line)]
+    assert len(others) == 1, result.stderr
+    line = others[0]
+    assert line.startswith("error:"), line
+    assert lines[-1] == line
     for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
+        assert needle in line, line
+    return line
 
 
 # -- basics --------------------------------------------------------------------------------

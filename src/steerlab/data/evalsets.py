@@ -202,7 +202,7 @@ def _is_json(path: Path, text: str) -> bool:
     suffix = path.suffix.lower()
     if suffix in (".json", ".jsonl"):
         return True
-    if suffix in (".csv", ".tsv", ".txt"):
+    if suffix in (".csv", ".txt"):
         return False
     return text.lstrip()[:1] in ("[", "{")
 
