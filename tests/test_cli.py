@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_model
 from typer.testing import CliRunner, Result
 
+from conftest import make_model
 from steerlab.cli import app, parse_coefficients
 from steerlab.data import load_pairs, pairs_sha256
 from steerlab.errors import SpecError
@@ -157,7 +157,9 @@ def test_parse_coefficients_errors(text: str) -> None:
 # -- extract / info ------------------------------------------------------------------------
 
 
-def test_extract_writes_loadable_vector(vector_file: Path, model_dir: Path, pairs_file: Path) -> None:
+def test_extract_writes_loadable_vector(
+    vector_file: Path, model_dir: Path, pairs_file: Path
+) -> None:
     vector = SteeringVector.load(vector_file)
     meta = vector.metadata
     assert meta.method == "mean_diff"
@@ -248,6 +250,13 @@ def test_generate_json(model_dir: Path, vector_file: Path) -> None:
     assert [row["coefficient"] for row in rows] == [-2.0, 0.0, 2.0]
     assert all(row["prompt"] == "hello" for row in rows)
     assert all(isinstance(row["text"], str) for row in rows)
+
+
+def test_generate_json_stdout_is_only_json_lines(model_dir: Path, vector_file: Path) -> None:
+    result = invoke(generate_args(model_dir, vector_file, "0"))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [json.loads(line)["coefficient"] for line in lines] == [0.0]
 
 
 def test_generate_range_coefficients_with_equals(model_dir: Path, vector_file: Path) -> None:
@@ -370,11 +379,6 @@ def test_generate_bad_coefficients(model_dir: Path, vector_file: Path) -> None:
     assert_one_line_error(invoke(generate_args(model_dir, vector_file, "a,b")), "a,b")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: without --vector, generate ignores the coefficients (generate.py uses "
-    "[0.0]), so a NaN coefficient is accepted with exit code 0",
-)
 def test_generate_nan_coefficient_without_vector(model_dir: Path) -> None:
     args = [
         "generate",
@@ -398,7 +402,7 @@ def test_generate_vector_from_other_model(wide_model_dir: Path, vector_file: Pat
     result = invoke(generate_args(wide_model_dir, vector_file, "-2,0,2"))
     line = assert_one_line_error(result, "hidden size")
     assert "32" in line and "48" in line
-    assert result.stdout == ""
+    assert result.stdout.strip() == ""
 
 
 def test_generate_layer_not_in_vector(tmp_path: Path, model_dir: Path, pairs_file: Path) -> None:

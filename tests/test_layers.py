@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_model
 from torch import nn
 
+from conftest import make_model
 from steerlab.errors import LayerError
 from steerlab.layers import LAYER_PATHS, find_layers, parse_layers
 

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 import torch
-from conftest import make_model
 
 import steerlab as sl
+from conftest import make_model
 from steerlab.errors import LayerError, ModelMismatchError, SpecError, VectorError
 from steerlab.hooks import hook_count
 from steerlab.models import model_identity
@@ -29,7 +29,9 @@ def random_vector(model, seed: int = 1, norms: bool = True) -> SteeringVector:
     return SteeringVector(directions, VectorMetadata.for_model(identity, "test"), activation_norms)
 
 
-def logits(model, tokenizer, texts, padding_side: str = "left") -> tuple[torch.Tensor, torch.Tensor]:
+def logits(
+    model, tokenizer, texts, padding_side: str = "left"
+) -> tuple[torch.Tensor, torch.Tensor]:
     tokenizer.padding_side = padding_side
     enc = tokenizer(texts, return_tensors="pt", padding=True)
     # Explicit positions so left padding does not shift them.
@@ -209,8 +211,9 @@ def test_no_hook_survives_a_failed_installation(llama):
 
 def test_layer_out_of_range(llama):
     model, _ = llama
-    with pytest.raises(LayerError, match="out of range"), sl.steer(
-        model, random_vector(model), 1.0, layers=[7]
+    with (
+        pytest.raises(LayerError, match="out of range"),
+        sl.steer(model, random_vector(model), 1.0, layers=[7]),
     ):
         pass
 
@@ -218,14 +221,13 @@ def test_layer_out_of_range(llama):
 def test_vector_from_other_model_is_refused(llama):
     model, _ = llama
     other, _ = make_model("llama", layers=4, hidden=32)
-    with pytest.raises(ModelMismatchError, match="hidden size"), sl.steer(
-        model, random_vector(other), 1.0
+    with (
+        pytest.raises(ModelMismatchError, match="hidden size"),
+        sl.steer(model, random_vector(other), 1.0),
     ):
         pass
     gpt2, _ = make_model("gpt2", layers=4, hidden=48)
-    with pytest.raises(ModelMismatchError, match="gpt2"), sl.steer(
-        model, random_vector(gpt2), 1.0
-    ):
+    with pytest.raises(ModelMismatchError, match="gpt2"), sl.steer(model, random_vector(gpt2), 1.0):
         pass
 
 
@@ -243,12 +245,14 @@ def test_bad_operator_positions_and_missing_norms(llama):
         sl.steer(model, vector, 1.0, operator="multiply")  # type: ignore[arg-type]
     with pytest.raises(SpecError, match="positions"):
         sl.steer(model, vector, 1.0, positions="middle")  # type: ignore[arg-type]
-    with pytest.raises(VectorError, match="activation norm"), sl.steer(
-        model, vector, 1.0, scale_by_norm=True
+    with (
+        pytest.raises(VectorError, match="activation norm"),
+        sl.steer(model, vector, 1.0, scale_by_norm=True),
     ):
         pass
     partial = vector.select([0, 1])
-    with pytest.raises(VectorError, match="no direction for layer 3"), sl.steer(
-        model, partial, 1.0, layers=[3]
+    with (
+        pytest.raises(VectorError, match="no direction for layer 3"),
+        sl.steer(model, partial, 1.0, layers=[3]),
     ):
         pass

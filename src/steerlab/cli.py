@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -67,6 +68,9 @@ def parse_coefficients(text: str) -> list[float]:
         ) from None
     if not values:
         raise SpecError("no coefficients given")
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise SpecError(f"coefficient {bad[0]} is not finite")
     return values
 
 
@@ -84,6 +88,10 @@ def root(
     ] = False,
 ) -> None:
     """steerlab: extract, apply and measure steering vectors."""
+    from transformers.utils import logging as hf_logging
+
+    # steerlab shows its own progress; transformers' bars would clutter stderr and errors.
+    hf_logging.disable_progress_bar()
 
 
 ModelOpt = Annotated[
@@ -311,4 +319,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -96,7 +96,9 @@ def generate(
         raise SpecError(f"max_new_tokens {max_new_tokens} must be at least 1")
     if temperature < 0:
         raise SpecError(f"temperature {temperature} must be >= 0")
-    values = coefficient_tensor(list(coefficients) if vector is not None else [0.0]).tolist()
+    values = coefficient_tensor(list(coefficients)).tolist()
+    if vector is None:
+        values = [0.0]  # unsteered: one row per prompt
     texts = render_prompts(tokenizer, prompts, system, chat)
     rows = [(i, c) for i in range(len(prompts)) for c in values]
     device = model_device(model)

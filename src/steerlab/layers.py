@@ -118,18 +118,23 @@ def find_layers(model: nn.Module, layers_path: str | None = None) -> LayerMap:
     lists = [
         (name, n)
         for name, n in _module_lists(model)
-        if n > 0 and _homogeneous(model.get_submodule(name))
+        if n > 0 and _homogeneous(_blocks(model, name))
     ]
     matching = [(name, n) for name, n in lists if expected is None or n == expected]
     if len(matching) >= 1:
         # Prefer the shallowest match: nested lists (e.g. experts) sit deeper.
         name = min(matching, key=lambda item: item[0].count("."))[0]
-        return LayerMap(name, tuple(model.get_submodule(name)), "heuristic")
+        return LayerMap(name, _blocks(model, name), "heuristic")
     raise LayerError(
         f"cannot find the decoder blocks of model_type {model_type!r} "
         f"(expected {expected} layers); candidates: {_describe_candidates(model)}; "
         "pass layers_path='dotted.path' (CLI: --layers-path) to choose"
     )
+
+
+def _blocks(model: nn.Module, path: str) -> tuple[nn.Module, ...]:
+    container = model.get_submodule(path)
+    return tuple(container.children())
 
 
 def _homogeneous(modules: Iterable[nn.Module]) -> bool:

@@ -230,24 +230,23 @@ def _load_adapter(
     merged.config.steerlab_model_id = str(folder)
     if (folder / "tokenizer_config.json").is_file():
         tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(folder))
-    return merged, tokenizer  # type: ignore[return-value]
+    return merged, tokenizer
 
 
-def text_config(model: PreTrainedModel) -> Any:
+def text_config(model: torch.nn.Module) -> Any:
     """The text part of a model's config (multimodal configs nest it)."""
-    config = model.config
+    config: Any = model.config
     getter = getattr(config, "get_text_config", None)
     return getter() if callable(getter) else config
 
 
-def model_identity(model: PreTrainedModel) -> ModelIdentity:
+def model_identity(model: torch.nn.Module) -> ModelIdentity:
     """The identity a steering vector records about ``model``."""
     config = text_config(model)
     hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None)
     layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
-    model_id = getattr(model.config, "steerlab_model_id", None) or getattr(
-        model.config, "_name_or_path", ""
-    )
+    root: Any = model.config
+    model_id = getattr(root, "steerlab_model_id", None) or getattr(root, "_name_or_path", "")
     return ModelIdentity(
         model_id=str(model_id or "unknown"),
         model_type=str(getattr(config, "model_type", "unknown")),

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 def library_version() -> str:
@@ -65,7 +65,7 @@ def sha256_of_file(path: str | os.PathLike[str], chunk_size: int = 1 << 22) -> s
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO]:  # type: ignore[type-arg]
+def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
 
     A crash or exception inside the block leaves no partial file behind.

@@ -197,7 +197,7 @@ def apply_spec(
         LayerError: a layer that the model or the vector does not have.
         SpecError / VectorError: an invalid coefficient or a zero direction.
     """
-    vector.check_compatible(model_identity(model))  # type: ignore[arg-type]
+    vector.check_compatible(model_identity(model))
     layer_map = find_layers(model, layers_path)
     layers = vector.layers if spec.layers is None else parse_layers(spec.layers, len(layer_map))
     missing = [layer for layer in layers if layer not in vector.directions]

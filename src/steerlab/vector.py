@@ -143,6 +143,11 @@ class SteeringVector:
         if self.activation_norms is not None:
             norms = {int(k): float(v) for k, v in self.activation_norms.items()}
             bad = [k for k, v in norms.items() if not math.isfinite(v) or v < 0]
+            stray = sorted(set(norms) - set(clean))
+            if stray:
+                raise VectorError(
+                    f"activation norm given for layer {stray[0]}, which has no direction"
+                )
             if bad:
                 raise VectorError(f"layer {bad[0]}: activation norm is not a finite value >= 0")
             object.__setattr__(self, "activation_norms", MappingProxyType(norms))
@@ -161,7 +166,8 @@ class SteeringVector:
     def __getitem__(self, layer: int) -> torch.Tensor:
         if layer not in self.directions:
             raise VectorError(f"the vector has no layer {layer}; it has {_span(self.layers)}")
-        return self.directions[layer]
+        # A copy, so that in-place edits cannot change this frozen vector.
+        return self.directions[layer].clone()
 
     def __len__(self) -> int:
         return len(self.directions)
@@ -317,14 +323,17 @@ class SteeringVector:
         """
         target = Path(path)
         tensors = {f"direction.{layer}": v for layer, v in self.directions.items()}
-        if self.activation_norms:
+        if self.activation_norms is not None:
             tensors["activation_norms"] = torch.tensor(
                 [self.activation_norms.get(layer, float("nan")) for layer in self.layers],
                 dtype=torch.float64,
             )
         header = {"format": FORMAT, _META_KEY: self.metadata.to_json()}
-        with atomic_path(target) as tmp:
-            save_file(tensors, str(tmp), metadata=header)
+        try:
+            with atomic_path(target) as tmp:
+                save_file(tensors, str(tmp), metadata=header)
+        except OSError as exc:
+            raise VectorError(f"{target}: cannot write ({exc.strerror or exc})") from None
         return target
 
     @classmethod

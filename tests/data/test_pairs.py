@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make_tokenizer
 
+from conftest import make_tokenizer
 from steerlab.data import (
     ContrastPair,
     builtin_pairs,
@@ -166,7 +166,13 @@ def test_caa_ab_format(tmp_path: Path) -> None:
 def test_caa_ab_format_in_jsonl(tmp_path: Path) -> None:
     path = write_jsonl(
         tmp_path / "ab.jsonl",
-        [{"question": "Q", "answer_matching_behavior": "(B)", "answer_not_matching_behavior": "(A)"}],
+        [
+            {
+                "question": "Q",
+                "answer_matching_behavior": "(B)",
+                "answer_not_matching_behavior": "(A)",
+            }
+        ],
     )
     assert load_pairs(path) == [ContrastPair("(B", "(A", (("user", "Q"),))]
 
@@ -260,7 +266,13 @@ def test_pair_examples_renders_chat_template() -> None:
 def test_pair_examples_of_caa_pair_end_with_letter(tmp_path: Path) -> None:
     path = write_jsonl(
         tmp_path / "ab.jsonl",
-        [{"question": "Q?", "answer_matching_behavior": "(A)", "answer_not_matching_behavior": "(B)"}],
+        [
+            {
+                "question": "Q?",
+                "answer_matching_behavior": "(A)",
+                "answer_not_matching_behavior": "(B)",
+            }
+        ],
     )
     (pair,) = load_pairs(path)
     positive, negative = pair_examples(make_tokenizer(), pair)
@@ -286,7 +298,10 @@ def test_pairs_sha256_stable_and_order_sensitive(tmp_path: Path) -> None:
     assert pairs_sha256(list(reversed(pairs))) != digest
     assert pairs_sha256(pairs[:1]) != digest
     # Key order in the file does not matter; the content does.
-    shuffled_keys = [{"negative": "b", "positive": "a"}, {"negative": "d", "positive": "c", "prompt": "q"}]
+    shuffled_keys = [
+        {"negative": "b", "positive": "a"},
+        {"negative": "d", "positive": "c", "prompt": "q"},
+    ]
     assert pairs_sha256(load_pairs(write_jsonl(tmp_path / "k.jsonl", shuffled_keys))) == digest
     # The chat history is part of the hash.
     plain = [ContrastPair("a", "b"), ContrastPair("c", "d")]
@@ -368,7 +383,9 @@ def test_missing_field_in_json_list_names_item(tmp_path: Path) -> None:
 
 
 def test_caa_missing_negative_answer(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "ab.jsonl", [{"question": "Q", "answer_matching_behavior": "(A)"}])
+    path = write_jsonl(
+        tmp_path / "ab.jsonl", [{"question": "Q", "answer_matching_behavior": "(A)"}]
+    )
     message = _error(path)
     assert f"{path}:1:" in message
     assert "answer_not_matching_behavior" in message
@@ -446,13 +463,20 @@ def test_bad_role_in_messages(tmp_path: Path) -> None:
         ({"messages": [], "positive": "a", "negative": "b"}, "messages"),
         ({"messages": "hi", "positive": "a", "negative": "b"}, "messages"),
         ({"messages": ["hi"], "positive": "a", "negative": "b"}, "messages[0]"),
-        ({"messages": [{"role": "user", "content": 5}], "positive": "a", "negative": "b"}, "content"),
+        (
+            {"messages": [{"role": "user", "content": 5}], "positive": "a", "negative": "b"},
+            "content",
+        ),
         (
             {"question": "Q", "answer_matching_behavior": 1, "answer_not_matching_behavior": "(B)"},
             "answer_matching_behavior",
         ),
         (
-            {"question": 2, "answer_matching_behavior": "(A)", "answer_not_matching_behavior": "(B)"},
+            {
+                "question": 2,
+                "answer_matching_behavior": "(A)",
+                "answer_not_matching_behavior": "(B)",
+            },
             "question",
         ),
     ],
@@ -479,11 +503,6 @@ def test_non_string_values(tmp_path: Path, row: dict[str, object], needle: str) 
     assert needle in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: load_pairs parses every line before validating any, so a later JSON "
-    "syntax error is reported before an earlier invalid record (docstring: first bad line)",
-)
 def test_first_bad_line_is_reported(tmp_path: Path) -> None:
     path = write_lines(
         tmp_path / "p.jsonl",

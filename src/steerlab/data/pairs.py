@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -107,25 +107,27 @@ def _pair_from_ab(obj: dict[str, Any], where: str) -> ContrastPair:
     return ContrastPair(positive, negative, (("user", question),))
 
 
-def _read_json_items(path: Path) -> list[tuple[str, Any]]:
+def _read_json_items(path: Path) -> Iterator[tuple[str, Any]]:
+    """Yield ``(where, object)`` lazily, so the first bad line is the one reported."""
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl" or (path.suffix != ".json" and not text.lstrip().startswith("[")):
-        items = []
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
-                items.append((f"{path}:{number}", json.loads(line)))
+                obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-        return items
+            yield f"{path}:{number}", obj
+        return
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of objects")
-    return [(f"{path}: item {i}", item) for i, item in enumerate(data)]
+    for i, item in enumerate(data):
+        yield f"{path}: item {i}", item
 
 
 def load_pairs(path: str | os.PathLike[str], limit: int | None = None) -> list[ContrastPair]:
@@ -141,14 +143,15 @@ def load_pairs(path: str | os.PathLike[str], limit: int | None = None) -> list[C
     text_path = str(path)
     if text_path.startswith("builtin:"):
         return builtin_pairs(text_path.split(":", 1)[1], limit=limit)
+    if limit is not None and limit < 1:
+        raise DataError(f"limit {limit} must be at least 1")
     source = Path(path)
     if not source.is_file():
         raise DataError(f"{source}: no such file")
     try:
-        items = _read_json_items(source)
+        pairs = [_pair_from_object(obj, where) for where, obj in _read_json_items(source)]
     except UnicodeDecodeError:
         raise DataError(f"{source}: not UTF-8 text") from None
-    pairs = [_pair_from_object(obj, where) for where, obj in items]
     if not pairs:
         raise DataError(f"{source}: no pairs in the file")
     return pairs[:limit] if limit is not None else pairs

@@ -76,7 +76,7 @@ def extract(
         directions[layer] = direction(method, positive_acts, negative_acts, seed)
         norms[layer] = float(acts.norm(dim=-1).mean())
     metadata = VectorMetadata.for_model(
-        model_identity(model),  # type: ignore[arg-type]
+        model_identity(model),
         method,
         position=position,
         n_examples=len(pairs),
