@@ -288,6 +288,133 @@ def print_generations(results: list[Any]) -> None:
 
 @app.command()
 @friendly_errors
+def sweep(
+    vector: Annotated[Path, typer.Option("--vector", "-v", help="Steering vector file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (resumable).")],
+    model: ModelOpt = "default",
+    behavior: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--behavior",
+            "-b",
+            help="[NAME=]KIND:PATH, KIND caa/ab (A/B likelihood) or advbench/harmful "
+            "(sampled, refusal-scored); PATH may be builtin:honesty_ab. Repeatable.",
+        ),
+    ] = None,
+    helpfulness: Annotated[
+        list[str] | None,
+        typer.Option("--helpfulness", help="[NAME=]mmlu:PATH (or builtin:general_mc). Repeatable."),
+    ] = None,
+    perplexity: Annotated[
+        Path | None, typer.Option(help="Text file (a text a line) or JSONL with 'text'.")
+    ] = None,
+    coefficients: Annotated[
+        str, typer.Option(help="Comma list (-4,0,4) or start:stop:count (-8:8:17).")
+    ] = "-8:8:17",
+    layers: Annotated[str, typer.Option(help="Layers to steer.")] = "all",
+    operator: Annotated[str, typer.Option(help="add, ablate or clamp.")] = "add",
+    normalize: Annotated[bool, typer.Option(help="Unit direction per layer (the study's).")] = True,
+    scale_by_norm: Annotated[
+        bool, typer.Option(help="Coefficient as a fraction of the layer's activation norm.")
+    ] = False,
+    aligned: Annotated[
+        str, typer.Option(help="Which A/B answer is aligned: matching or not_matching.")
+    ] = "matching",
+    limit: Annotated[int | None, typer.Option(help="Items per task.")] = None,
+    samples: Annotated[
+        int, typer.Option(help="Samples per prompt for sampled behaviour / answers.")
+    ] = 4,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="Rows per forward pass.")] = 16,
+    coefficients_per_batch: Annotated[
+        int, typer.Option(help="Coefficients per unit of work (and of resumption).")
+    ] = 3,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    estimates: Annotated[bool, typer.Option(help="Also estimate Δλ and λσβ empirically.")] = True,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Sweep the steering coefficient: behaviour, helpfulness, fits and plots."""
+    from steerlab.evaluate.specs import behavior_task, helpfulness_task, perplexity_task
+    from steerlab.evaluate.sweep import sweep as run_sweep
+    from steerlab.evaluate.tasks import Task
+    from steerlab.models import load_model
+    from steerlab.steer import OPERATORS
+    from steerlab.vector import SteeringVector
+
+    values = parse_coefficients(coefficients)
+    if operator not in OPERATORS:
+        raise SpecError(f"--operator {operator!r} is not one of {', '.join(OPERATORS)}")
+    if aligned not in ("matching", "not_matching"):
+        raise SpecError(f"--aligned {aligned!r} is not matching or not_matching")
+    tasks: list[Task] = [
+        behavior_task(
+            spec, limit=limit, aligned=aligned, n_samples=samples, temperature=temperature
+        )
+        for spec in behavior or []
+    ]
+    tasks += [helpfulness_task(spec, limit=limit) for spec in helpfulness or []]
+    if perplexity is not None:
+        tasks.append(perplexity_task(str(perplexity), limit=limit))
+    if not tasks:
+        raise SpecError("nothing to measure: give --behavior, --helpfulness or --perplexity")
+    steering = SteeringVector.load(vector)
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    result = run_sweep(
+        loaded,
+        tokenizer,
+        steering,
+        values,
+        tasks,
+        layers=layers,
+        operator=operator,  # type: ignore[arg-type]
+        normalize=normalize,
+        scale_by_norm=scale_by_norm,
+        output_dir=output,
+        batch_size=batch_size,
+        coefficients_per_batch=coefficients_per_batch,
+        seed=seed,
+        estimates=estimates,
+    )
+    console.print(result.table())
+    print_fit_summary(result.fit())
+    console.print(f"wrote {output}/results.jsonl, fit.json and plots")
+
+
+def print_fit_summary(fit: dict[str, Any]) -> None:
+    """A few lines on the fitted and estimated trade-off parameters."""
+    behavior, helpful = fit.get("behavior") or {}, fit.get("helpfulness") or {}
+    if "error" in behavior:
+        console.print(f"behaviour fit: {behavior['error']}")
+    elif behavior:
+        console.print(
+            f"behaviour fit  B(r) = tanh(Δλ·r + artanh B0): Δλ = {behavior['delta_lambda']:.4g}, "
+            f"B0 = {behavior['b0']:.3f}, R² = {behavior['r_squared']:.3f}"
+        )
+    if "error" in helpful:
+        console.print(f"helpfulness fit: {helpful['error']}")
+    elif helpful:
+        console.print(
+            f"helpfulness fit P(r) = P0/(P0+(1-P0)·a·(1+k·r²)): a = {helpful['a']:.3g}, "
+            f"λσβ = {helpful['lambda_sigma_beta']:.4g}, R² = {helpful['r_squared']:.3f}"
+        )
+    for name, estimate in (fit.get("empirical_estimates") or {}).items():
+        console.print(
+            f"empirical {name} = {estimate['value']:.4g} "
+            f"[{estimate['ci_low']:.3g}, {estimate['ci_high']:.3g}] ({estimate['task']})"
+        )
+    window = (fit.get("tradeoff") or {}).get("cost_effective") or {}
+    if window and not window.get("empty", True):
+        console.print(
+            f"cost-effective range (alignment gain > helpfulness loss): "
+            f"r in ({window['lower']:.3g}, {window['upper']:.3g}), best r = {window['best_r']:.3g}"
+        )
+    elif window:
+        console.print("cost-effective range: none (helpfulness falls faster than alignment rises)")
+
+
+@app.command()
+@friendly_errors
 def demo(
     model: ModelOpt = "default",
     coefficient: Annotated[

@@ -1,0 +1,338 @@
+"""Coefficient sweeps: every task at every coefficient, batched, resumable, with fits.
+
+Work is cut into units of (task, group of consecutive coefficients). Each unit's rows run
+as per-row-coefficient batches, and after each unit ``results.jsonl`` is rewritten
+atomically in a canonical order. A re-run with the same settings skips finished units;
+because a unit's batches are the same whether or not the run was interrupted, the final
+files are identical to those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from torch import nn
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from steerlab.errors import DataError, SpecError
+from steerlab.evaluate.fit import FitError, TradeoffFit, fit_behavior, fit_helpfulness, fit_tradeoff
+from steerlab.evaluate.results import SweepRow, series, sorted_rows
+from steerlab.evaluate.tasks import RunContext, Task
+from steerlab.layers import LayerSelection
+from steerlab.progress import track
+from steerlab.provenance import atomic_write, git_revision, library_version
+from steerlab.steer import Operator, Positions, SteerSpec, coefficient_tensor
+from steerlab.vector import SteeringVector
+
+RESULTS = "results.jsonl"
+CONFIG = "sweep.json"
+FIT = "fit.json"
+
+
+@dataclass
+class SweepResult:
+    """Rows of a sweep plus its settings; fit and plot them.
+
+    Attributes:
+        rows: one per task x metric x coefficient, canonical order.
+        config: the sweep's settings and provenance.
+    """
+
+    rows: list[SweepRow]
+    config: dict[str, Any] = field(default_factory=dict)
+    estimates: dict[str, Any] = field(default_factory=dict)
+
+    def tasks(self, kind: str) -> list[tuple[str, str]]:
+        """(task, metric) pairs of a kind, in file order."""
+        seen: list[tuple[str, str]] = []
+        for row in self.rows:
+            if row.kind == kind and (row.task, row.metric) not in seen:
+                seen.append((row.task, row.metric))
+        return seen
+
+    def _pick(
+        self, kind: str, preferred: str, choice: tuple[str, str] | None
+    ) -> tuple[str, str] | None:
+        if choice is not None:
+            return choice
+        options = self.tasks(kind)
+        for option in options:
+            if option[1] == preferred:
+                return option
+        return options[0] if options else None
+
+    def fit(
+        self,
+        behavior: tuple[str, str] | None = None,
+        helpfulness: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Fit the tanh and parabolic bounds (as far as the rows allow).
+
+        Args:
+            behavior: (task, metric) of the behaviour curve; default the first one.
+            helpfulness: (task, metric) of the helpfulness curve; default first p_correct.
+
+        Returns:
+            A JSON-able dict: the fits, or for each a clear ``error`` when not meaningful.
+        """
+        b_choice = self._pick("behavior", "B_likelihood", behavior)
+        h_choice = self._pick("helpfulness", "p_correct", helpfulness)
+        out: dict[str, Any] = {"behavior_series": b_choice, "helpfulness_series": h_choice}
+        if self.estimates:
+            out["empirical_estimates"] = self.estimates
+        b_fit = h_fit = None
+        if b_choice is not None:
+            r, values, _, _ = series(self.rows, *b_choice)
+            try:
+                b_fit = fit_behavior(r, values)
+                out["behavior"] = b_fit.to_dict()
+            except FitError as exc:
+                out["behavior"] = {"error": str(exc)}
+        if h_choice is not None:
+            r, values, _, _ = series(self.rows, *h_choice)
+            try:
+                h_fit = fit_helpfulness(r, values)
+                out["helpfulness"] = h_fit.to_dict()
+            except FitError as exc:
+                out["helpfulness"] = {"error": str(exc)}
+        if b_fit is not None and h_fit is not None and b_choice and h_choice:
+            rb, vb, _, _ = series(self.rows, *b_choice)
+            rh, vh, _, _ = series(self.rows, *h_choice)
+            if list(rb) == list(rh):
+                sign = 1 if b_fit.delta_lambda >= 0 else -1
+                try:
+                    out["tradeoff"] = fit_tradeoff(rb, vb, vh, sign=sign).to_dict()
+                except FitError as exc:
+                    out["tradeoff"] = {"error": str(exc)}
+        return out
+
+    def tradeoff_fit(self) -> TradeoffFit | None:
+        """The full :class:`TradeoffFit` when both curves fit, else None."""
+        b_choice = self._pick("behavior", "B_likelihood", None)
+        h_choice = self._pick("helpfulness", "p_correct", None)
+        if b_choice is None or h_choice is None:
+            return None
+        rb, vb, _, _ = series(self.rows, *b_choice)
+        rh, vh, _, _ = series(self.rows, *h_choice)
+        if list(rb) != list(rh):
+            return None
+        try:
+            b_fit = fit_behavior(rb, vb)
+            return fit_tradeoff(rb, vb, vh, sign=1 if b_fit.delta_lambda >= 0 else -1)
+        except FitError:
+            return None
+
+    def plot(self, out_dir: str | Path) -> list[Path]:
+        """Write behavior/helpfulness/tradeoff plots (PNG and SVG) into ``out_dir``."""
+        from steerlab.report.plots import plot_sweep
+
+        return plot_sweep(self.rows, Path(out_dir), self.tradeoff_fit())
+
+    def table(self) -> Table:
+        """A summary table: one row per coefficient, one column per task metric."""
+        columns = self.tasks("behavior") + self.tasks("helpfulness") + self.tasks("perplexity")
+        table = Table(title="sweep summary (value [95% CI])")
+        table.add_column("coef", justify="right")
+        for task, metric in columns:
+            table.add_column(f"{task}\n{metric}", justify="right")
+        coefficients = sorted({r.coefficient for r in self.rows})
+        index = {r.key: r for r in self.rows}
+        for c in coefficients:
+            cells = [f"{c:+g}"]
+            for task, metric in columns:
+                row = index.get((task, metric, c))
+                cells.append(
+                    "-" if row is None else f"{row.value:.3f} [{row.ci_low:.2f}, {row.ci_high:.2f}]"
+                )
+            table.add_row(*cells)
+        return table
+
+
+def _read_rows(path: Path) -> list[SweepRow]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            rows.append(SweepRow.from_json(line, f"{path}:{number}"))
+    return rows
+
+
+def _write_rows(path: Path, rows: Sequence[SweepRow]) -> None:
+    with atomic_write(path) as handle:
+        for row in sorted_rows(rows):
+            handle.write(row.to_json() + "\n")
+
+
+def _groups(coefficients: Sequence[float], size: int) -> list[tuple[float, ...]]:
+    return [tuple(coefficients[i : i + size]) for i in range(0, len(coefficients), size)]
+
+
+def sweep(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    vector: SteeringVector,
+    coefficients: Sequence[float],
+    tasks: Sequence[Task],
+    *,
+    layers: LayerSelection = "all",
+    operator: Operator = "add",
+    normalize: bool = True,
+    scale_by_norm: bool = False,
+    positions: Positions = "all",
+    output_dir: str | Path | None = None,
+    batch_size: int = 16,
+    coefficients_per_batch: int = 3,
+    seed: int = 0,
+    system: str | None = None,
+    progress: bool = True,
+    write_plots: bool = True,
+    estimates: bool = True,
+) -> SweepResult:
+    """Run every task at every coefficient; optionally write and resume ``output_dir``.
+
+    The study's convention is the default: the vector at all layers, unit-normalised per
+    layer, times the coefficient r_e (``scale_by_norm`` reads r_e as a fraction of each
+    layer's typical activation norm instead).
+
+    Args:
+        model, tokenizer: the model to steer.
+        vector: the steering vector.
+        coefficients: the r_e values (e.g. ``range(-8, 9)``).
+        tasks: behaviour / helpfulness / perplexity tasks.
+        layers, operator, normalize, scale_by_norm, positions: as in :func:`steerlab.steer`.
+        output_dir: folder for results.jsonl, sweep.json, fit.json and plots; resumable.
+        batch_size: rows (item x coefficient) per forward pass.
+        coefficients_per_batch: coefficients per unit of work (and of resumption).
+        seed: seed for sampling tasks.
+        system: optional system prompt for every prompt.
+        progress: show progress bars.
+        write_plots: write plots into ``output_dir``.
+        estimates: also estimate Δλ (from the first A/B task) and λσβ (from the first
+            multiple-choice task) empirically, reported beside the fits.
+
+    Returns:
+        The :class:`SweepResult`.
+    """
+    values = [float(c) for c in coefficient_tensor(list(coefficients)).tolist()]
+    if len(set(values)) != len(values):
+        raise SpecError("coefficients contain duplicates")
+    if not tasks:
+        raise DataError("no tasks to sweep")
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise SpecError(f"task names must be unique; got {names}")
+    if coefficients_per_batch < 1 or batch_size < 1:
+        raise SpecError("batch_size and coefficients_per_batch must be at least 1")
+    spec = SteerSpec(
+        coefficient=0.0,
+        layers=tuple(layers) if isinstance(layers, list | range) else layers,  # type: ignore[arg-type]
+        operator=operator,
+        normalize=normalize,
+        scale_by_norm=scale_by_norm,
+        positions=positions,
+    )
+    ctx = RunContext(model, tokenizer, vector, spec, batch_size, seed, False, system)
+    config = {
+        "format": "steerlab.sweep/1",
+        "coefficients": values,
+        "tasks": [
+            {
+                "name": t.name,
+                "kind": t.kind,
+                "metrics": list(t.metrics),
+                "data_sha256": t.data_sha256(),
+            }
+            for t in tasks
+        ],
+        "steering": {
+            "layers": spec.layers if not isinstance(spec.layers, tuple) else list(spec.layers),
+            "operator": operator,
+            "normalize": normalize,
+            "scale_by_norm": scale_by_norm,
+            "positions": positions,
+        },
+        "vector": json.loads(vector.metadata.to_json()),
+        "batch_size": batch_size,
+        "coefficients_per_batch": coefficients_per_batch,
+        "seed": seed,
+        "system": system,
+    }
+    done: list[SweepRow] = []
+    out = Path(output_dir) if output_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        config_path = out / CONFIG
+        provenance = {"library_version": library_version(), "git_revision": git_revision()}
+        if config_path.is_file():
+            try:
+                previous = json.loads(config_path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                raise DataError(f"{config_path}: not valid JSON; remove it to start over") from None
+            previous.pop("provenance", None)
+            if previous != config:
+                raise SpecError(
+                    f"{out} holds a sweep with other settings; use another output folder"
+                )
+        else:
+            with atomic_write(config_path) as handle:
+                json.dump({**config, "provenance": provenance}, handle, indent=2, sort_keys=True)
+        if (out / RESULTS).is_file():
+            done = _read_rows(out / RESULTS)
+    have = {row.key for row in done}
+    units = [(task, group) for task in tasks for group in _groups(values, coefficients_per_batch)]
+    for task, group in track(units, "sweep", total=len(units), enabled=progress):
+        if all((task.name, m, c) in have for m in task.metrics for c in group):
+            continue
+        # Round-trip through the file format so fresh and resumed runs hold equal values.
+        new = [SweepRow.from_json(r.to_json(), task.name) for r in task.evaluate(ctx, group)]
+        done = [r for r in done if not (r.task == task.name and r.coefficient in group)] + new
+        have = {row.key for row in done}
+        if out is not None:
+            _write_rows(out / RESULTS, done)
+    result = SweepResult(sorted_rows(done), config)
+    if estimates:
+        result.estimates = empirical_estimates(ctx, tasks, values)
+    if out is not None:
+        with atomic_write(out / FIT) as handle:
+            json.dump(
+                result.fit(),
+                handle,
+                indent=2,
+                sort_keys=True,
+                allow_nan=False,
+                default=_json_default,
+            )
+        if write_plots:
+            result.plot(out)
+    return result
+
+
+def empirical_estimates(
+    ctx: RunContext, tasks: Sequence[Task], coefficients: Sequence[float]
+) -> dict[str, Any]:
+    """Δλ and λσβ estimated from finite differences at ±ε, ε = 5% of the largest |r|."""
+    from steerlab.evaluate.estimates import estimate_delta_lambda, estimate_lambda_sigma_beta
+    from steerlab.evaluate.tasks import ABBehaviorTask, MultipleChoiceTask
+
+    epsilon = max(0.05 * max(abs(c) for c in coefficients), 1e-3)
+    out: dict[str, Any] = {}
+    ab = next((t for t in tasks if isinstance(t, ABBehaviorTask)), None)
+    mc = next((t for t in tasks if isinstance(t, MultipleChoiceTask)), None)
+    if ab is not None:
+        estimate = estimate_delta_lambda(ctx, ab.items, epsilon, ab.aligned)
+        out["delta_lambda"] = {**estimate.to_dict(), "task": ab.name}
+    if mc is not None:
+        estimate = estimate_lambda_sigma_beta(ctx, mc.items, epsilon)
+        out["lambda_sigma_beta"] = {**estimate.to_dict(), "task": mc.name}
+    return out
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)

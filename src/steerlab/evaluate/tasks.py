@@ -1,0 +1,360 @@
+"""Sweep tasks: what is measured at each steering coefficient.
+
+A task turns (items x coefficients) into rows of per-row-coefficient batches and returns
+:class:`~steerlab.evaluate.results.SweepRow` values with 95% confidence intervals:
+
+* :class:`ABBehaviorTask`: behaviour expectation from A/B answer-letter likelihoods,
+  B = P(matching) - P(not matching), renormalised over the two letters, per item, averaged.
+* :class:`SampledBehaviorTask`: B from n sampled responses per prompt, each scored +1/-1.
+* :class:`MultipleChoiceTask`: helpfulness, the probability of the correct letter
+  renormalised over the choices (the study's measure), argmax accuracy, and optionally the
+  accuracy of sampled answers.
+* :class:`PerplexityTask`: perplexity on a text set (general capability).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from steerlab.chat import format_chat, messages_for
+from steerlab.data.evalsets import ABItem, MultipleChoiceItem
+from steerlab.errors import DataError, SpecError
+from steerlab.evaluate.results import SweepRow, mean_ci
+from steerlab.evaluate.scoring import letter_token_id, next_token_logprobs, token_nll
+from steerlab.provenance import sha256_of_records
+from steerlab.steer import SteerSpec
+from steerlab.vector import SteeringVector
+
+LETTERS = "ABCDEFGHIJ"
+ANSWER_PREFIX = "("
+
+
+class ResponseScorer(Protocol):
+    """Scores one response +1 (shows the behaviour) or -1 (does not)."""
+
+    name: str
+
+    def score(self, prompt: str, response: str) -> int:
+        """+1 or -1."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every task needs to run: the model, the vector and how to apply it."""
+
+    model: nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    vector: SteeringVector | None
+    spec: SteerSpec
+    batch_size: int = 16
+    seed: int = 0
+    progress: bool = False
+    system: str | None = None
+
+
+def ab_prompt(tokenizer: PreTrainedTokenizerBase, question: str, system: str | None) -> str:
+    """Chat prompt for an A/B (or multiple-choice) question, ending where the letter goes."""
+    return format_chat(tokenizer, messages_for(question, system)) + ANSWER_PREFIX
+
+
+def mc_question(item: MultipleChoiceItem) -> str:
+    """The user message of a multiple-choice item, choices labelled (A), (B), ..."""
+    lines = [item.question.strip(), "", "Choices:"]
+    lines += [f" ({LETTERS[i]}) {choice}" for i, choice in enumerate(item.choices)]
+    lines += ["", "Answer with the letter of the correct choice."]
+    return "\n".join(lines)
+
+
+def _rows(n_items: int, coefficients: Sequence[float]) -> list[tuple[int, float]]:
+    # Coefficient-major, so a chunk of rows shares few coefficients and resumes cleanly.
+    return [(i, c) for c in coefficients for i in range(n_items)]
+
+
+@dataclass(frozen=True)
+class ABBehaviorTask:
+    """Behaviour expectation from A/B letter likelihoods (metric ``B_likelihood``).
+
+    Attributes:
+        name: task name used in results.
+        items: A/B items; ``matching`` is the letter showing the behaviour.
+        aligned: ``"matching"`` if the behaviour is the aligned one, else ``"not_matching"``
+            (B is then P(not matching) - P(matching)).
+    """
+
+    name: str
+    items: tuple[ABItem, ...]
+    aligned: str = "matching"
+    kind: str = field(default="behavior", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.items:
+            raise DataError(f"task {self.name!r} has no items")
+        if self.aligned not in ("matching", "not_matching"):
+            raise SpecError(f"aligned {self.aligned!r} is not 'matching' or 'not_matching'")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Metrics this task writes."""
+        return ("B_likelihood",)
+
+    def data_sha256(self) -> str:
+        """Hash of the items (recorded with results)."""
+        return sha256_of_records(
+            [i.question, i.matching, i.not_matching, self.aligned] for i in self.items
+        )
+
+    def item_values(
+        self, ctx: RunContext, coefficients: Sequence[float]
+    ) -> dict[float, np.ndarray]:
+        """Per-item B at each coefficient: {coefficient: array of shape (n_items,)}."""
+        prompts = [ab_prompt(ctx.tokenizer, item.question, ctx.system) for item in self.items]
+        ids = [
+            [
+                letter_token_id(ctx.tokenizer, prompt, item.matching),
+                letter_token_id(ctx.tokenizer, prompt, item.not_matching),
+            ]
+            for prompt, item in zip(prompts, self.items, strict=True)
+        ]
+        rows = _rows(len(self.items), coefficients)
+        logprobs = next_token_logprobs(
+            ctx.model,
+            ctx.tokenizer,
+            [prompts[i] for i, _ in rows],
+            [ids[i] for i, _ in rows],
+            [c for _, c in rows],
+            vector=ctx.vector,
+            spec=ctx.spec,
+            batch_size=ctx.batch_size,
+            progress=ctx.progress,
+            description=f"{self.name}: A/B likelihoods",
+        )
+        sign = 1.0 if self.aligned == "matching" else -1.0
+        out: dict[float, list[float]] = {c: [] for c in coefficients}
+        for (_, c), pair in zip(rows, logprobs, strict=True):
+            # B_i = (p_m - p_n) / (p_m + p_n) = tanh((log p_m - log p_n) / 2), stable form.
+            out[c].append(sign * math.tanh(float(pair[0] - pair[1]) / 2))
+        return {c: np.array(v) for c, v in out.items()}
+
+    def evaluate(self, ctx: RunContext, coefficients: Sequence[float]) -> list[SweepRow]:
+        """Rows for every coefficient."""
+        values = self.item_values(ctx, coefficients)
+        return [_row(self.name, self.kind, "B_likelihood", c, values[c]) for c in coefficients]
+
+
+@dataclass(frozen=True)
+class SampledBehaviorTask:
+    """Behaviour expectation from sampled responses (metric ``B_sampling``).
+
+    Attributes:
+        name: task name.
+        prompts: user prompts.
+        scorer: scores each response +1 (behaviour shown / aligned) or -1.
+        n_samples: responses per prompt and coefficient.
+        temperature: sampling temperature.
+        max_new_tokens: response length.
+    """
+
+    name: str
+    prompts: tuple[str, ...]
+    scorer: ResponseScorer
+    n_samples: int = 4
+    temperature: float = 1.0
+    max_new_tokens: int = 48
+    kind: str = field(default="behavior", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.prompts:
+            raise DataError(f"task {self.name!r} has no prompts")
+        if self.n_samples < 1 or self.temperature <= 0:
+            raise SpecError("sampling needs n_samples >= 1 and temperature > 0")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Metrics this task writes."""
+        return ("B_sampling",)
+
+    def data_sha256(self) -> str:
+        """Hash of the prompts and sampling settings."""
+        settings = [self.scorer.name, self.n_samples, self.temperature, self.max_new_tokens]
+        return sha256_of_records([*self.prompts, settings])
+
+    def evaluate(self, ctx: RunContext, coefficients: Sequence[float]) -> list[SweepRow]:
+        """Rows for every coefficient (n = prompts x samples)."""
+        from steerlab.generate import generate
+
+        repeated = [p for p in self.prompts for _ in range(self.n_samples)]
+        results = generate(
+            ctx.model,
+            ctx.tokenizer,
+            repeated,
+            ctx.vector,
+            list(coefficients) if ctx.vector is not None else [0.0],
+            layers=ctx.spec.layers,
+            operator=ctx.spec.operator,
+            normalize=ctx.spec.normalize,
+            scale_by_norm=ctx.spec.scale_by_norm,
+            positions=ctx.spec.positions,
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            seed=ctx.seed,
+            system=ctx.system,
+            batch_size=ctx.batch_size,
+            progress=ctx.progress,
+        )
+        scores: dict[float, list[int]] = {float(c): [] for c in coefficients}
+        for result in results:
+            key = float(result.coefficient) if ctx.vector is not None else float(coefficients[0])
+            scores[key].append(int(self.scorer.score(result.prompt, result.text)))
+        return [
+            _row(self.name, self.kind, "B_sampling", c, np.array(scores[float(c)], dtype=float))
+            for c in coefficients
+        ]
+
+
+@dataclass(frozen=True)
+class MultipleChoiceTask:
+    """Helpfulness on multiple-choice items (metrics ``p_correct``, ``accuracy``).
+
+    Attributes:
+        name: task name.
+        items: multiple-choice items (e.g. MMLU).
+        n_samples: if > 0, also sample that many answers per item (``sampled_accuracy``).
+        temperature: sampling temperature for sampled answers.
+    """
+
+    name: str
+    items: tuple[MultipleChoiceItem, ...]
+    n_samples: int = 0
+    temperature: float = 1.0
+    kind: str = field(default="helpfulness", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.items:
+            raise DataError(f"task {self.name!r} has no items")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Metrics this task writes."""
+        base = ("p_correct", "accuracy")
+        return (*base, "sampled_accuracy") if self.n_samples > 0 else base
+
+    def data_sha256(self) -> str:
+        """Hash of the items."""
+        return sha256_of_records(
+            [i.question, list(i.choices), i.answer, self.n_samples, self.temperature]
+            for i in self.items
+        )
+
+    def evaluate(self, ctx: RunContext, coefficients: Sequence[float]) -> list[SweepRow]:
+        """Rows for every coefficient and metric."""
+        prompts = [ab_prompt(ctx.tokenizer, mc_question(item), ctx.system) for item in self.items]
+        ids = [
+            [letter_token_id(ctx.tokenizer, p, LETTERS[k]) for k in range(len(item.choices))]
+            for p, item in zip(prompts, self.items, strict=True)
+        ]
+        rows = _rows(len(self.items), coefficients)
+        logprobs = next_token_logprobs(
+            ctx.model,
+            ctx.tokenizer,
+            [prompts[i] for i, _ in rows],
+            [ids[i] for i, _ in rows],
+            [c for _, c in rows],
+            vector=ctx.vector,
+            spec=ctx.spec,
+            batch_size=ctx.batch_size,
+            progress=ctx.progress,
+            description=f"{self.name}: answer likelihoods",
+        )
+        p_correct: dict[float, list[float]] = {c: [] for c in coefficients}
+        correct: dict[float, list[float]] = {c: [] for c in coefficients}
+        sampled: dict[float, list[float]] = {c: [] for c in coefficients}
+        generator = torch.Generator().manual_seed(ctx.seed)
+        for (i, c), scores in zip(rows, logprobs, strict=True):
+            answer = self.items[i].answer
+            probabilities = torch.softmax(scores.double(), dim=0)  # renormalised over letters
+            p_correct[c].append(float(probabilities[answer]))
+            correct[c].append(float(int(torch.argmax(probabilities)) == answer))
+            if self.n_samples > 0:
+                tempered = torch.softmax(scores.double() / self.temperature, dim=0)
+                draws = torch.multinomial(tempered, self.n_samples, True, generator=generator)
+                sampled[c].extend(float(int(d) == answer) for d in draws)
+        out = []
+        for c in coefficients:
+            out.append(_row(self.name, self.kind, "p_correct", c, np.array(p_correct[c])))
+            out.append(_row(self.name, self.kind, "accuracy", c, np.array(correct[c])))
+            if self.n_samples > 0:
+                out.append(_row(self.name, self.kind, "sampled_accuracy", c, np.array(sampled[c])))
+        return out
+
+
+@dataclass(frozen=True)
+class PerplexityTask:
+    """Perplexity on a set of texts (metric ``perplexity``; lower is better)."""
+
+    name: str
+    texts: tuple[str, ...]
+    kind: str = field(default="perplexity", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.texts:
+            raise DataError(f"task {self.name!r} has no texts")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Metrics this task writes."""
+        return ("perplexity",)
+
+    def data_sha256(self) -> str:
+        """Hash of the texts."""
+        return sha256_of_records(self.texts)
+
+    def evaluate(self, ctx: RunContext, coefficients: Sequence[float]) -> list[SweepRow]:
+        """Rows for every coefficient; the CI comes from per-text mean NLLs."""
+        rows = _rows(len(self.texts), coefficients)
+        nll = token_nll(
+            ctx.model,
+            ctx.tokenizer,
+            [self.texts[i] for i, _ in rows],
+            [c for _, c in rows],
+            vector=ctx.vector,
+            spec=ctx.spec,
+            batch_size=max(1, ctx.batch_size // 2),
+            progress=ctx.progress,
+        )
+        out = []
+        for c in coefficients:
+            per_text = [t for (_, rc), t in zip(rows, nll, strict=True) if rc == c]
+            total = torch.cat(per_text)
+            means = np.array([float(t.mean()) for t in per_text])
+            _, low, high = mean_ci(means)
+            value = math.exp(float(total.mean()))
+            out.append(
+                SweepRow(
+                    self.name,
+                    self.kind,
+                    "perplexity",
+                    float(c),
+                    value,
+                    math.exp(low),
+                    math.exp(high),
+                    int(total.numel()),
+                )
+            )
+        return out
+
+
+Task = ABBehaviorTask | SampledBehaviorTask | MultipleChoiceTask | PerplexityTask
+
+
+def _row(task: str, kind: str, metric: str, coefficient: float, values: np.ndarray) -> SweepRow:
+    mean, low, high = mean_ci(values)
+    return SweepRow(task, kind, metric, float(coefficient), mean, low, high, int(values.size))
