@@ -2,24 +2,28 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/run.py            # full suite (~5-6 minutes on 2 idle cores)
-    .venv/bin/python benchmarks/run.py --quick    # fewer repetitions, shorter generations
-    .venv/bin/python benchmarks/run.py --only steer_overhead,batched_coefficients
+    .venv/bin/python benchmarks/run.py            # full suite (about 5-7 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py --quick    # fewer rounds, shorter generations (~2 min)
+    .venv/bin/python benchmarks/run.py --only steer_overhead,extract --threads 1
 
-Every benchmark compares variants *within one run*: the variants are interleaved (their
-order rotated each round), each round yields one ratio, and the reported ratio is the
-median over rounds. Absolute numbers depend on the machine and on whatever else runs on
-it; the ratios are what the targets are about. Results go to ``BENCHMARKS.md`` at the
-repository root, written atomically (temporary file, then ``os.replace``).
+Every benchmark compares variants *within one run*: after a warm-up the variants are
+interleaved (their order rotated each round), each round yields one ratio, and the reported
+ratio is the median over rounds. During every sample the suite also measures how much CPU
+other processes used (from ``/proc/stat``); a round in which another process took a
+noticeable share of a core is marked contended and left out of the medians, and further
+rounds are run while the benchmark's time budget lasts. Absolute numbers depend on the
+machine; the ratios are what the targets are about.
 
-Adding a benchmark: write a function ``(Context) -> BenchResult`` and append a
-:class:`Benchmark` to ``BENCHMARKS``; the writer renders every result the same way.
+Results go to ``BENCHMARKS.md`` at the repository root, written atomically (temporary file,
+then ``os.replace``). Adding a benchmark: write a function ``(Context) -> BenchResult`` and
+append a :class:`Benchmark` to ``BENCHMARKS``; the writer renders every result alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import platform
 import statistics
@@ -45,6 +49,9 @@ from steerlab.vector import SteeringVector, VectorMetadata
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "BENCHMARKS.md"
 PROMPT = "Tell me about your plans for the weekend, and what you are looking forward to."
+# A round is "contended" when other processes used at least this many cores during any of
+# its samples (an idle machine shows ~0.01-0.05: kernel threads, the shell).
+CONTENTION_CORES = 0.25
 
 
 # ----------------------------------------------------------------------------------------
@@ -52,19 +59,40 @@ PROMPT = "Tell me about your plans for the weekend, and what you are looking for
 # ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Settings:
-    """Repetition counts and sizes; ``--quick`` trades precision for time."""
+    """Round counts, sizes and time budgets (seconds, warm-up included) per benchmark."""
 
     mode: str
-    steer_rounds: int  # benchmark 1: rounds of (unsteered, 1 layer, 30 layers)
+    steer_rounds: int  # benchmark 1: rounds of (unsteered, 1 layer, all layers)
     steer_tokens: int
+    steer_budget: float
     batch_rounds: int  # benchmark 2: rounds of (batched, sequential)
     batch_tokens: int
+    batch_budget: float
     extract_rounds: int  # benchmark 3: rounds of (extract, plain pass, decoder-only pass)
-    threads: int
+    extract_budget: float
+    threads: int  # 0 = choose per benchmark from the machine's load
 
 
-FULL = dict(steer_rounds=7, steer_tokens=64, batch_rounds=3, batch_tokens=64, extract_rounds=5)
-QUICK = dict(steer_rounds=2, steer_tokens=32, batch_rounds=1, batch_tokens=32, extract_rounds=1)
+FULL: dict[str, Any] = dict(
+    steer_rounds=9,
+    steer_tokens=64,
+    steer_budget=130.0,
+    batch_rounds=3,
+    batch_tokens=64,
+    batch_budget=170.0,
+    extract_rounds=4,
+    extract_budget=140.0,
+)
+QUICK: dict[str, Any] = dict(
+    steer_rounds=3,
+    steer_tokens=32,
+    steer_budget=35.0,
+    batch_rounds=1,
+    batch_tokens=32,
+    batch_budget=50.0,
+    extract_rounds=1,
+    extract_budget=60.0,
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +103,7 @@ class Check:
     ratio: float
     target: str  # e.g. "<= 1.03"
     passed: bool
+    reliable: bool = True  # False when every round was contended
 
 
 @dataclass
@@ -88,8 +117,9 @@ class BenchResult:
     rows: list[list[str]]
     checks: list[Check]
     notes: list[str] = field(default_factory=list)
+    rounds: str = ""  # e.g. "7 of 7 clean"
+    threads: str = ""
     wall_s: float = 0.0
-    cpu_per_wall: float = 0.0  # process CPU seconds per wall second while it ran
 
 
 @dataclass
@@ -108,71 +138,217 @@ class Benchmark:
     run: Callable[[Context], BenchResult]
 
 
-def check(label: str, ratio: float, bound: float, *, at_most: bool) -> Check:
+def check(label: str, ratio: float, bound: float, *, at_most: bool, reliable: bool) -> Check:
     passed = ratio <= bound if at_most else ratio >= bound
-    return Check(label, ratio, f"{'<=' if at_most else '>='} {bound:g}", passed)
+    return Check(label, ratio, f"{'<=' if at_most else '>='} {bound:g}", passed, reliable)
 
 
 def verdict(c: Check) -> str:
-    return "PASS" if c.passed else "**FAIL**"
+    text = "PASS" if c.passed else "**FAIL**"
+    return text if c.reliable else f"{text} (contended, unreliable)"
 
 
 # ----------------------------------------------------------------------------------------
-# Timing helpers
+# CPU accounting: how much of the machine other processes used
+# ----------------------------------------------------------------------------------------
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_snapshot() -> tuple[float, float] | None:
+    """(busy CPU seconds of the whole machine, CPU seconds of this process), or None."""
+    try:
+        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        values = [int(x) for x in first[1:9]]  # user nice system idle iowait irq softirq steal
+        busy = sum(values) - values[3] - values[4]
+        after_name = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        own = int(after_name[11]) + int(after_name[12])  # utime, stime (fields 14, 15)
+    except (OSError, ValueError, IndexError):
+        return None
+    return busy / _CLK_TCK, own / _CLK_TCK
+
+
+def foreign_cores(before: tuple[float, float] | None, wall: float) -> float:
+    """Cores' worth of CPU used by other processes since ``before`` (nan if unknown)."""
+    after = _cpu_snapshot()
+    if before is None or after is None or wall <= 0:
+        return math.nan
+    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / wall)
+
+
+def idle_probe(seconds: float = 1.0) -> float:
+    before = _cpu_snapshot()
+    start = time.perf_counter()
+    time.sleep(seconds)
+    return foreign_cores(before, time.perf_counter() - start)
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def choose_threads(requested: int, default: int) -> tuple[int, str]:
+    """Intra-op threads for the next benchmark, and why.
+
+    With every core busy, torch's OpenMP threads wait on each other whenever another process
+    takes one of their cores; on a 2-core machine that made runs 10-25x slower and erratic.
+    So ``auto`` leaves one core per busy core to the other processes.
+    """
+    if requested > 0:
+        return requested, "set with --threads"
+    busy = idle_probe()
+    if math.isnan(busy):
+        return default, "torch default (load unknown)"
+    if busy < CONTENTION_CORES:
+        return default, f"auto: all cores (other processes used {busy:.2f} cores)"
+    n = max(1, min(default, usable_cores() - math.ceil(busy - CONTENTION_CORES)))
+    return n, f"auto: other processes were using {busy:.2f} cores when it started"
+
+
+# ----------------------------------------------------------------------------------------
+# Interleaved timing
 # ----------------------------------------------------------------------------------------
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+@dataclass(frozen=True)
+class Sample:
+    wall: float  # seconds
+    foreign: float  # cores used by other processes meanwhile (nan if unknown)
+
+
+@dataclass
+class Timings:
+    """Samples of interleaved variants, one dict per round."""
+
+    names: list[str]
+    wanted: int
+    # Other processes' CPU use (cores) that a round tolerates: the cores our threads leave
+    # free, plus a little for background noise.
+    allowance: float
+    rounds: list[dict[str, Sample]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def is_clean(self, rnd: dict[str, Sample]) -> bool:
+        return all(math.isnan(s.foreign) or s.foreign < self.allowance for s in rnd.values())
+
+    @property
+    def clean(self) -> list[dict[str, Sample]]:
+        return [r for r in self.rounds if self.is_clean(r)]
+
+    @property
+    def reliable(self) -> bool:
+        return bool(self.clean)
+
+    @property
+    def used(self) -> list[dict[str, Sample]]:
+        """Clean rounds, or every round when none was clean."""
+        return self.clean or self.rounds
+
+    def times(self, name: str) -> list[float]:
+        return [r[name].wall for r in self.used]
+
+    def median(self, name: str) -> float:
+        return float(statistics.median(self.times(name)))
+
+    def ratios(self, num: str, den: str) -> list[float]:
+        return [r[num].wall / r[den].wall for r in self.used]
+
+    def best_ratio(self, num: str, den: str) -> float:
+        """Ratio of the fastest samples over all rounds (noise only ever adds time)."""
+        return min(r[num].wall for r in self.rounds) / min(r[den].wall for r in self.rounds)
+
+    def describe(self) -> str:
+        n_clean = len(self.clean)
+        foreign = [s.foreign for r in self.rounds for s in r.values() if not math.isnan(s.foreign)]
+        load = (
+            f"; other processes used {statistics.mean(foreign):.2f} cores on average"
+            if (foreign)
+            else ""
+        )
+        text = (
+            f"{n_clean} of {len(self.rounds)} rounds clean (planned {self.wanted}; a round is "
+            f"clean when other processes used < {self.allowance:.2f} cores){load}"
+        )
+        if not n_clean:
+            text += "; no clean round: the medians use contended rounds"
+        return text
+
+
+def _allowance() -> float:
+    return max(0, usable_cores() - torch.get_num_threads()) + CONTENTION_CORES
+
+
 def interleaved(
     variants: dict[str, Callable[[], Any]],
     rounds: int,
+    budget_s: float,
     *,
+    adaptive: bool,
     warmup: dict[str, Callable[[], Any]] | None = None,
-) -> dict[str, list[float]]:
-    """Wall seconds per call of each variant, ``rounds`` samples each.
+) -> Timings:
+    """Time the variants in interleaved rounds until ``rounds`` clean rounds or the budget.
 
-    The order of the variants is rotated every round (and reversed every other round) so that
-    no variant always runs first, last or after the same neighbour; slow drifts in machine load
-    then hit every variant alike, and a per-round ratio cancels most of them.
+    The order is rotated every round (and reversed in alternate cycles) so that no variant
+    always runs first, last or after the same neighbour; slow drifts in machine load then
+    hit every variant alike, and a per-round ratio cancels most of them. At least one round
+    always runs; at most ``3 * rounds``. With ``adaptive``, the first contended round run
+    with several threads drops torch to one thread and starts the rounds afresh (all rounds
+    of one benchmark use the same thread count).
     """
+    start = time.perf_counter()
     for name, fn in (warmup if warmup is not None else variants).items():
         log(f"  warm-up: {name}")
         fn()
     names = list(variants)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
+    timings = Timings(names, rounds, _allowance())
+    durations: list[float] = []
+    while len(timings.rounds) < 3 * rounds and len(timings.clean) < rounds:
+        elapsed = time.perf_counter() - start
+        if durations and elapsed + statistics.median(durations) > budget_s:
+            log(f"  time budget of {budget_s:.0f} s reached")
+            break
+        r = len(timings.rounds)
         k = r % len(names)
         order = names[k:] + names[:k]
         if (r // len(names)) % 2 == 1:
             order.reverse()
+        round_start = time.perf_counter()
+        samples: dict[str, Sample] = {}
         for name in order:
             gc.collect()
-            start = time.perf_counter()
+            before = _cpu_snapshot()
+            t0 = time.perf_counter()
             variants[name]()
-            times[name].append(time.perf_counter() - start)
-        summary = ", ".join(f"{n} {times[n][-1]:.2f}s" for n in names)
-        log(f"  round {r + 1}/{rounds}: {summary}")
-    return times
-
-
-def round_ratios(times: dict[str, list[float]], num: str, den: str) -> list[float]:
-    return [a / b for a, b in zip(times[num], times[den], strict=True)]
-
-
-def med(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
+            wall = time.perf_counter() - t0
+            samples[name] = Sample(wall, foreign_cores(before, wall))
+        durations.append(time.perf_counter() - round_start)
+        timings.rounds.append({n: samples[n] for n in names})
+        clean = timings.is_clean(samples)
+        summary = ", ".join(
+            f"{n} {samples[n].wall:.2f}s (other {samples[n].foreign:.2f} cores)" for n in names
+        )
+        log(f"  round {r + 1} [{'clean' if clean else 'CONTENDED'}]: {summary}")
+        threads = torch.get_num_threads()
+        if not clean and adaptive and threads > 1:
+            torch.set_num_threads(1)
+            note = (
+                f"Other processes became busy during round {r + 1} (run with {threads} "
+                "threads); its rounds were discarded and the benchmark went on with 1 thread."
+            )
+            log(f"  {note}")
+            timings = Timings(names, rounds, _allowance(), notes=[note])
+            durations = []
+    return timings
 
 
 def spread(values: Sequence[float], fmt: str = "{:.3f}") -> str:
     if len(values) < 2:
         return "n/a (1 round)"
     return f"{fmt.format(min(values))}-{fmt.format(max(values))}"
-
-
-def _cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
 
 
 def _greedy(tokenizer: Any, new_tokens: int) -> dict[str, Any]:
@@ -226,24 +402,27 @@ def bench_steer_overhead(ctx: Context) -> BenchResult:
 
         return run
 
-    variants = {
-        "unsteered": unsteered,
-        "steered, layer 15": steered([15]),
-        f"steered, all {n_layers} layers": steered("all"),
-    }
-    times = interleaved(variants, s.steer_rounds)
     base = "unsteered"
-    targets = {"steered, layer 15": 1.03, f"steered, all {n_layers} layers": 1.05}
+    one, every = "steered, layer 15", f"steered, all {n_layers} layers"
+    variants = {base: unsteered, one: steered([15]), every: steered("all")}
+    timings = interleaved(variants, s.steer_rounds, s.steer_budget, adaptive=not s.threads)
+    targets = {one: 1.03, every: 1.05}
     rows, checks = [], []
     for name in variants:
-        t = med(times[name])
+        t = timings.median(name)
         tps = s.steer_tokens / t
         if name == base:
-            rows.append([name, f"{t:.3f}", f"{tps:.2f}", "1.000", "-", "-", "baseline"])
+            rows.append([name, f"{t:.3f}", f"{tps:.2f}", "1.000", "-", "-", "-", "baseline"])
             continue
-        ratios = round_ratios(times, name, base)
-        r = med(ratios)
-        c = check(f"{name}: time / unsteered time", r, targets[name], at_most=True)
+        ratios = timings.ratios(name, base)
+        r = float(statistics.median(ratios))
+        c = check(
+            f"{name}: time / unsteered time",
+            r,
+            targets[name],
+            at_most=True,
+            reliable=timings.reliable,
+        )
         checks.append(c)
         rows.append(
             [
@@ -252,6 +431,7 @@ def bench_steer_overhead(ctx: Context) -> BenchResult:
                 f"{tps:.2f}",
                 f"{r:.3f} ({(r - 1) * 100:+.1f}%)",
                 spread(ratios),
+                f"{timings.best_ratio(name, base):.3f}",
                 c.target,
                 verdict(c),
             ]
@@ -264,9 +444,9 @@ def bench_steer_overhead(ctx: Context) -> BenchResult:
             f"(`min_new_tokens = max_new_tokens`) from one chat prompt "
             f"({inputs['input_ids'].shape[1]} tokens), batch 1, KV cache on. Steered runs wrap "
             f"the call in `steerlab.steer(model, vector, {STEER_COEFFICIENT}, layers=..., "
-            "normalize=True)` (operator `add`, positions `all`) with a random unit-norm vector "
-            f"on every layer. {s.steer_rounds} interleaved rounds; ratio = steered time / "
-            "unsteered time of the same round, median over rounds."
+            "normalize=True)` (operator `add`, positions `all`) with a random vector that has "
+            "a direction at every layer. Ratio = steered time / unsteered time of the same "
+            "round, median over the clean rounds."
         ),
         columns=[
             "variant",
@@ -274,11 +454,14 @@ def bench_steer_overhead(ctx: Context) -> BenchResult:
             "tokens/s",
             "time ratio (overhead)",
             "ratio range",
+            "ratio of best times",
             "target",
             "result",
         ],
         rows=rows,
         checks=checks,
+        notes=timings.notes,
+        rounds=timings.describe(),
     )
 
 
@@ -311,30 +494,34 @@ def bench_batched_coefficients(ctx: Context) -> BenchResult:
     def sequential() -> None:
         last["sequential"] = [single(c) for c in BATCH_COEFFICIENTS]
 
-    variants = {"batched (1 generate, 8 rows)": batched, "sequential (8 generates)": sequential}
+    b_name, s_name = f"batched (1 generate, {k} rows)", f"sequential ({k} generates)"
+    variants = {b_name: batched, s_name: sequential}
     warm = {"batched": batched, "sequential (one row)": lambda: single(BATCH_COEFFICIENTS[0])}
-    times = interleaved(variants, s.batch_rounds, warmup=warm)
-    b_name, s_name = list(variants)
-    speedups = round_ratios(times, s_name, b_name)
-    r = med(speedups)
-    c = check("sequential time / batched time", r, 4.0, at_most=False)
+    timings = interleaved(
+        variants, s.batch_rounds, s.batch_budget, adaptive=not s.threads, warmup=warm
+    )
+    speedups = timings.ratios(s_name, b_name)
+    r = float(statistics.median(speedups))
+    c = check("sequential time / batched time", r, 4.0, at_most=False, reliable=timings.reliable)
     tokens = k * s.batch_tokens
     rows = []
     for name in variants:
-        t = med(times[name])
+        t = timings.median(name)
         row = [name, f"{t:.3f}", f"{tokens / t:.1f}"]
         if name == b_name:
-            row += [f"{r:.2f}x", spread(speedups, "{:.2f}"), c.target, verdict(c)]
+            best = timings.best_ratio(s_name, b_name)
+            row += [f"{r:.2f}x", spread(speedups, "{:.2f}"), f"{best:.2f}x", c.target, verdict(c)]
         else:
-            row += ["1.00x", "-", "-", "baseline"]
+            row += ["1.00x", "-", "-", "-", "baseline"]
         rows.append(row)
     same = sum(
         a == b for a, b in zip(last.get("batched", []), last.get("sequential", []), strict=False)
     )
     notes = [
-        f"Greedy continuations identical between the batched row and the sequential run "
-        f"of the same coefficient: {same}/{k} rows (batched float32 matmuls may round "
-        "differently; a mismatch is not a failure of this benchmark)."
+        *timings.notes,
+        f"Greedy continuations identical between each batched row and the sequential run of "
+        f"the same coefficient: {same}/{k} rows (informational; batched float32 matmuls may "
+        "round differently).",
     ]
     return BenchResult(
         key="batched_coefficients",
@@ -344,10 +531,9 @@ def bench_batched_coefficients(ctx: Context) -> BenchResult:
             f"{', '.join(f'{x:g}' for x in BATCH_COEFFICIENTS)}. Batched: one `model.generate` "
             f"over {k} copies of the chat prompt inside `steerlab.steer(..., coefficient=[{k} "
             f"values])` (one coefficient per row). Sequential: {k} batch-1 `generate` calls, "
-            f"each inside `steerlab.steer(..., coefficient=c)`. Both produce exactly "
-            f"{s.batch_tokens} new tokens per row (greedy, `min_new_tokens`). "
-            f"{s.batch_rounds} interleaved rounds; speed-up = sequential time / batched time "
-            "of the same round, median over rounds."
+            f"each inside `steerlab.steer(..., coefficient=c)`. Every row gets exactly "
+            f"{s.batch_tokens} new tokens (greedy, `min_new_tokens`). Speed-up = sequential "
+            "time / batched time of the same round, median over the clean rounds."
         ),
         columns=[
             "variant",
@@ -355,12 +541,14 @@ def bench_batched_coefficients(ctx: Context) -> BenchResult:
             "generated tokens/s (all rows)",
             "speed-up",
             "speed-up range",
+            "ratio of best times",
             "target",
             "result",
         ],
         rows=rows,
         checks=[c],
         notes=notes,
+        rounds=timings.describe(),
     )
 
 
@@ -411,23 +599,50 @@ def bench_extract(ctx: Context) -> BenchResult:
     p_name = "plain forward pass (model(...), with LM head)"
     d_name = "decoder-only pass (no LM head) [info]"
     variants = {e_name: extract, p_name: plain, d_name: decoder_only}
-    times = interleaved(variants, s.extract_rounds)
-    ratios = round_ratios(times, e_name, p_name)
-    r = med(ratios)
-    c = check("extract time / plain forward time", r, 1.15, at_most=True)
-    info = round_ratios(times, e_name, d_name)
+    # A light warm-up (a few pairs, one batch) leaves the budget for measured rounds.
+    warm = {
+        "extract (8 pairs)": lambda: steerlab.extract(
+            model, tok, pairs[:8], method="mean_diff", layers="all", progress=False
+        ),
+        "plain pass (1 batch)": lambda: model(
+            input_ids=batches[-1].input_ids,
+            attention_mask=batches[-1].attention_mask,
+            use_cache=False,
+        ),
+        "decoder-only pass (1 batch)": lambda: decoder(
+            input_ids=batches[-1].input_ids,
+            attention_mask=batches[-1].attention_mask,
+            use_cache=False,
+        ),
+    }
+    timings = interleaved(
+        variants, s.extract_rounds, s.extract_budget, adaptive=not s.threads, warmup=warm
+    )
+    ratios = timings.ratios(e_name, p_name)
+    r = float(statistics.median(ratios))
+    c = check("extract time / plain forward time", r, 1.15, at_most=True, reliable=timings.reliable)
+    info = timings.ratios(e_name, d_name)
     rows = []
     for name in variants:
-        t = med(times[name])
+        t = timings.median(name)
         row = [name, f"{t:.3f}", f"{n_tokens / t:.0f}"]
         if name == e_name:
-            row += [f"{r:.3f}", spread(ratios), c.target, verdict(c)]
+            best = timings.best_ratio(e_name, p_name)
+            row += [f"{r:.3f}", spread(ratios), f"{best:.3f}", c.target, verdict(c)]
         elif name == p_name:
-            row += ["1.000", "-", "-", "baseline"]
+            row += ["1.000", "-", "-", "-", "baseline"]
         else:
-            row += [f"extract / this: {med(info):.3f}", spread(info), "-", "info only"]
+            best = timings.best_ratio(e_name, d_name)
+            row += [
+                f"extract / this: {statistics.median(info):.3f}",
+                spread(info),
+                f"{best:.3f}",
+                "-",
+                "info only",
+            ]
         rows.append(row)
     notes = [
+        *timings.notes,
         f"{len(pairs)} pairs = {len(examples)} texts, {len(batches)} batches of "
         f"{EXTRACT_BATCH}; {n_tokens} real tokens ({n_padded} with padding).",
         "`extract` includes rendering the chat template, tokenising (with offsets), the "
@@ -435,8 +650,8 @@ def bench_extract(ctx: Context) -> BenchResult:
         "baselines get pre-built batches. `extract` stops after the deepest requested layer "
         "and so never runs the final norm and the LM head (49152 x 576), which the plain "
         "pass does; the decoder-only row shows the ratio without that advantage.",
-        "Both baselines pass `use_cache=False`, as `record` does, so that neither side "
-        "builds a KV cache.",
+        "Both baselines pass `use_cache=False`, as `record` does, so neither side builds a "
+        "KV cache.",
     ]
     return BenchResult(
         key="extract",
@@ -444,9 +659,8 @@ def bench_extract(ctx: Context) -> BenchResult:
         description=(
             "`steerlab.extract(model, tok, builtin_pairs('happy_sad'), method='mean_diff', "
             f"layers='all', batch_size={EXTRACT_BATCH}, progress=False)` vs plain forward "
-            "passes over the same texts in the same batches. "
-            f"{s.extract_rounds} interleaved rounds; ratio = extract time / plain-pass time of "
-            "the same round, median over rounds."
+            "passes over the same texts in the same batches. Ratio = extract time / "
+            "plain-pass time of the same round, median over the clean rounds."
         ),
         columns=[
             "variant",
@@ -454,12 +668,14 @@ def bench_extract(ctx: Context) -> BenchResult:
             "real tokens/s",
             "time ratio",
             "ratio range",
+            "ratio of best times",
             "target",
             "result",
         ],
         rows=rows,
         checks=[c],
         notes=notes,
+        rounds=timings.describe(),
     )
 
 
@@ -485,6 +701,15 @@ def cpu_model() -> str:
         if line.lower().startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> str:
+    for line in _read("/proc/cpuinfo").splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_tile"]
+            return ", ".join(f for f in wanted if f in flags) or "none of avx2/avx512/amx"
+    return "unknown"
 
 
 def ram_gib() -> str:
@@ -524,18 +749,13 @@ def git_revision() -> str:
     return f"{commit} ({ref.rsplit('/', 1)[-1]})" if commit else f"unknown ({ref})"
 
 
-def machine_facts(threads: int) -> list[tuple[str, str]]:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
+def machine_facts() -> list[tuple[str, str]]:
     return [
-        ("CPU", cpu_model()),
-        ("cores", f"{os.cpu_count()} logical ({usable} usable by this process)"),
+        ("CPU", f"{cpu_model()} (flags: {cpu_flags()})"),
+        ("cores", f"{os.cpu_count()} logical ({usable_cores()} usable by this process)"),
         ("RAM", ram_gib()),
-        ("torch threads", str(threads)),
         ("python", platform.python_version()),
-        ("torch", torch.__version__),
+        ("torch", f"{torch.__version__} (default intra-op threads: {_DEFAULT_THREADS})"),
         ("transformers", transformers.__version__),
         ("steerlab", steerlab.__version__),
         ("OS", platform.platform()),
@@ -557,14 +777,20 @@ def render(
         "# steerlab benchmarks",
         "",
         "Generated by `benchmarks/run.py` (`make bench`); do not edit by hand. See "
-        "`benchmarks/README.md` for what each benchmark measures.",
+        "`benchmarks/README.md` for what each benchmark measures and how.",
         "",
-        "The targets are ratios measured within one run: the compared variants are "
-        "interleaved round by round and each ratio is the median of per-round ratios. "
-        "Absolute times and throughputs are for this machine only. The build machine has "
-        "2 CPU cores and may be running other work (e.g. the test suite) at the same time; "
-        "that adds noise, which the interleaving and medians reduce but cannot remove. "
-        "The *ratio range* columns show the spread over rounds.",
+        "Every target is a ratio measured within one run: the compared variants are "
+        "interleaved round by round after a warm-up, and each ratio is the median of "
+        "per-round ratios. Absolute times are for this machine only. The build machine has "
+        "2 CPU cores and other work (e.g. the test suite of a concurrent session) may run at "
+        "the same time; the suite measures other processes' CPU use during every sample and "
+        "leaves out of the medians the rounds in which they needed more than the cores the "
+        f"benchmark's threads left free (+{CONTENTION_CORES:g} core). With more torch threads "
+        "than free cores, torch's threads wait on each other and runs get 2-25x slower and "
+        "erratic, so by default each benchmark uses all cores only when the machine is idle, "
+        "else 1 thread (the *threads* column). *Ratio range* is the spread over the rounds "
+        "used; *ratio of best times* (fastest sample of each variant) is a cross-check that "
+        "noise cannot inflate.",
         "",
         "## Run",
         "",
@@ -574,20 +800,27 @@ def render(
     lines += _table(["", ""], [[k, v] for k, v in facts])
     lines += ["", "## Summary", ""]
     summary = [
-        [res.title.split(" ", 1)[0].rstrip("."), c.label, f"{c.ratio:.3f}", c.target, verdict(c)]
+        [
+            res.title.split(" ", 1)[0].rstrip("."),
+            c.label,
+            f"{c.ratio:.3f}",
+            c.target,
+            verdict(c),
+            res.threads.split(" ", 1)[0],
+        ]
         for res in results
         for c in res.checks
     ]
-    lines += _table(["#", "check", "measured", "target", "result"], summary)
+    lines += _table(["#", "check", "measured", "target", "result", "threads"], summary)
     for res in results:
         lines += ["", f"## {res.title}", "", res.description, ""]
         lines += _table(res.columns, res.rows)
         lines += [""]
         lines += [f"- {note}" for note in res.notes]
         lines += [
-            f"- Wall time of this benchmark: {res.wall_s:.0f} s; process CPU time per wall "
-            f"second: {res.cpu_per_wall:.2f} (close to the thread count when the machine is "
-            "otherwise idle; lower means other processes competed for the cores)."
+            f"- Rounds: {res.rounds}.",
+            f"- torch threads: {res.threads}.",
+            f"- Wall time of this benchmark: {res.wall_s:.0f} s.",
         ]
     return "\n".join(lines) + "\n"
 
@@ -610,7 +843,11 @@ def write_atomic(path: Path, text: str) -> None:
 # ----------------------------------------------------------------------------------------
 # Main
 # ----------------------------------------------------------------------------------------
+_DEFAULT_THREADS = torch.get_num_threads()
+
+
 def random_vector(model: Any, seed: int = 0) -> SteeringVector:
+    """A vector with a random direction at every layer (only its cost matters here)."""
     identity = model_identity(model)
     gen = torch.Generator().manual_seed(seed)
     directions = {
@@ -622,13 +859,18 @@ def random_vector(model: Any, seed: int = 0) -> SteeringVector:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description="steerlab benchmark suite")
+    keys = ", ".join(b.key for b in BENCHMARKS)
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter generations")
-    parser.add_argument(
-        "--only", default="", help=f"comma-separated subset of: {', '.join(b.key for b in BENCHMARKS)}"
-    )
+    parser.add_argument("--only", default="", help=f"comma-separated subset of: {keys}")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="Markdown file")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads; 0 (default) = all cores, or fewer while other "
+        "processes are busy (decided before each benchmark)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     return parser.parse_args(argv)
 
@@ -637,16 +879,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore")
     transformers.logging.set_verbosity_error()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    keys = [k for k in args.only.split(",") if k] or [b.key for b in BENCHMARKS]
+    keys = [k.strip() for k in args.only.split(",") if k.strip()] or [b.key for b in BENCHMARKS]
     unknown = sorted(set(keys) - {b.key for b in BENCHMARKS})
     if unknown:
         print(f"error: unknown benchmark {unknown[0]!r}", file=sys.stderr)
         return 2
     settings = Settings(
         mode="quick" if args.quick else "full",
-        threads=torch.get_num_threads(),
+        threads=args.threads,
         **(QUICK if args.quick else FULL),
     )
     started = datetime.now(timezone.utc).replace(microsecond=0)
@@ -662,26 +902,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         for bench in BENCHMARKS:
             if bench.key not in keys:
                 continue
-            log(f"benchmark {bench.key}")
-            wall0, cpu0 = time.perf_counter(), _cpu_seconds()
+            threads, why = choose_threads(settings.threads, _DEFAULT_THREADS)
+            torch.set_num_threads(threads)
+            log(f"benchmark {bench.key} ({threads} threads; {why})")
+            wall0 = time.perf_counter()
             res = bench.run(ctx)
             res.wall_s = time.perf_counter() - wall0
-            res.cpu_per_wall = (_cpu_seconds() - cpu0) / max(res.wall_s, 1e-9)
+            if torch.get_num_threads() != threads:
+                why += f"; dropped from {threads} when other processes became busy"
+            res.threads = f"{torch.get_num_threads()} ({why})"
             results.append(res)
+            log(f"  {res.rounds}")
             for c in res.checks:
                 log(f"  {c.label}: {c.ratio:.3f} (target {c.target}) {verdict(c)}")
+    torch.set_num_threads(_DEFAULT_THREADS)
     total_s = time.perf_counter() - suite_start
+    command = "benchmarks/run.py" + (" --quick" if args.quick else "")
+    if args.threads:
+        command += f" --threads {args.threads}"
     run_facts = [
         ("date (UTC)", started.isoformat().replace("+00:00", "Z")),
         ("git revision", git_revision()),
-        ("mode", f"{settings.mode} (`benchmarks/run.py{' --quick' if args.quick else ''}`)"),
+        ("mode", f"{settings.mode} (`{command}`)"),
         ("model", f"{model_identity(model).model_id}, float32, CPU"),
         ("model load", f"{load_s:.1f} s"),
         ("suite wall time", f"{total_s:.0f} s"),
-        ("load average (1/5/15 min) before / after", f"{load_before} ; {load_average()}"),
+        ("load average (1/5/15 min), start ; end", f"{load_before} ; {load_average()}"),
     ]
-    text = render(results, machine_facts(settings.threads), run_facts)
-    write_atomic(args.output, text)
+    write_atomic(args.output, render(results, machine_facts(), run_facts))
     log(f"wrote {args.output} in {total_s:.0f} s")
     failed = [c for r in results for c in r.checks if not c.passed]
     return 1 if failed and args.strict else 0

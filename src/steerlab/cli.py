@@ -297,8 +297,9 @@ def sweep(
         typer.Option(
             "--behavior",
             "-b",
-            help="[NAME=]KIND:PATH, KIND caa/ab (A/B likelihood) or advbench/harmful "
-            "(sampled, refusal-scored); PATH may be builtin:honesty_ab. Repeatable.",
+            help="[NAME=]KIND:PATH, KIND caa/ab (A/B likelihood), pairs (reply likelihood of "
+            "contrastive pairs) or advbench/harmful (sampled, refusal-scored); PATH may be "
+            "builtin:honesty_ab or builtin:happy_sad. Repeatable.",
         ),
     ] = None,
     helpfulness: Annotated[
@@ -324,6 +325,9 @@ def sweep(
     samples: Annotated[
         int, typer.Option(help="Samples per prompt for sampled behaviour / answers.")
     ] = 4,
+    answer_scoring: Annotated[
+        str, typer.Option(help="Multiple choice by answer 'letter' (the study's) or 'text'.")
+    ] = "letter",
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
     batch_size: Annotated[int, typer.Option(help="Rows per forward pass.")] = 16,
     coefficients_per_batch: Annotated[
@@ -353,7 +357,9 @@ def sweep(
         )
         for spec in behavior or []
     ]
-    tasks += [helpfulness_task(spec, limit=limit) for spec in helpfulness or []]
+    tasks += [
+        helpfulness_task(spec, limit=limit, scoring=answer_scoring) for spec in helpfulness or []
+    ]
     if perplexity is not None:
         tasks.append(perplexity_task(str(perplexity), limit=limit))
     if not tasks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -14,6 +15,7 @@ from steerlab.generate import generate
 from steerlab.models import load_model
 from steerlab.vector import SteeringVector
 
+HELD_OUT_SPLIT = 48  # pairs 48-63 are kept out of extraction to measure the behaviour
 DEMO_PROMPTS = (
     "Tell me about your day.",
     "What do you think of Mondays?",
@@ -43,13 +45,14 @@ def run_demo(
     console.print(f"1/3 loading model [cyan]{model}[/]")
     loaded, tokenizer = load_model(model)
     pairs = builtin_pairs("happy_sad")
-    console.print(f"2/3 extracting a mood vector (mean_diff, all layers) from {len(pairs)} pairs")
-    vector = extract(loaded, tokenizer, pairs, method="mean_diff", layers="all", progress=True)
+    train, held_out = pairs[:HELD_OUT_SPLIT], pairs[HELD_OUT_SPLIT:]
+    console.print(f"2/4 extracting a mood vector (mean_diff, all layers) from {len(train)} pairs")
+    vector = extract(loaded, tokenizer, train, method="mean_diff", layers="all", progress=True)
     path = vector.save(Path(output) / "happy_sad.safetensors")
     console.print(f"    saved {path}")
     coefficients = [-coefficient, 0.0, coefficient]
     console.print(
-        f"3/3 generating at coefficients {coefficients} x norm on layers {layers}, "
+        f"3/4 generating at coefficients {coefficients} x norm on layers {layers}, "
         f"{len(DEMO_PROMPTS)} prompts, one batched generate"
     )
     results = generate(
@@ -70,5 +73,61 @@ def run_demo(
     for item in results:
         table.add_row(item.prompt, f"{item.coefficient:+g}", item.text)
     console.print(table)
+    run_demo_sweep(loaded, tokenizer, vector, held_out, layers, coefficient, Path(output), console)
     console.print(f"done in {time.perf_counter() - started:.0f} s")
     return vector
+
+
+def run_demo_sweep(
+    model: Any,
+    tokenizer: Any,
+    vector: SteeringVector,
+    held_out: list[Any],
+    layers: str,
+    coefficient: float,
+    output: Path,
+    console: Console,
+) -> None:
+    """A small alignment/helpfulness sweep: mood on held-out pairs vs general knowledge."""
+    from steerlab.cli import print_fit_summary
+    from steerlab.data.evalsets import load_mmlu
+    from steerlab.evaluate.specs import resolve_path
+    from steerlab.evaluate.sweep import sweep
+    from steerlab.evaluate.tasks import ContinuationBehaviorTask, MultipleChoiceTask
+
+    behaviour = ContinuationBehaviorTask(
+        "mood",
+        tuple(p.messages[-1][1] for p in held_out),
+        tuple(p.positive for p in held_out),
+        tuple(p.negative for p in held_out),
+    )
+    knowledge = MultipleChoiceTask(
+        "general_mc",
+        tuple(load_mmlu(resolve_path("builtin:general_mc"), limit=24)),
+        scoring="text",  # a 135M model answers by letter at chance; answer texts it can rank
+    )
+    top = 2 * coefficient
+    coefficients = [round(top * k / 4, 6) for k in range(-4, 5)]
+    console.print(
+        f"4/4 sweeping {len(coefficients)} coefficients ({-top:g}..{top:g} x norm): mood on "
+        f"{len(held_out)} held-out pairs, helpfulness on {len(knowledge.items)} questions"
+    )
+    folder = output / "sweep"
+    result = sweep(
+        model,
+        tokenizer,
+        vector,
+        coefficients,
+        [behaviour, knowledge],
+        layers=layers,
+        normalize=True,
+        scale_by_norm=True,
+        output_dir=folder,
+        batch_size=32,
+        coefficients_per_batch=3,
+    )
+    console.print(result.table())
+    print_fit_summary(result.fit())
+    console.print(
+        f"    wrote {folder}/results.jsonl, fit.json, behavior/helpfulness/tradeoff plots"
+    )

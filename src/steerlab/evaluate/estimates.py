@@ -22,11 +22,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from steerlab.chat import format_chat, messages_for
 from steerlab.data.evalsets import ABItem, MultipleChoiceItem
 from steerlab.errors import SpecError
 from steerlab.evaluate.results import mean_ci
-from steerlab.evaluate.scoring import last_logits, letter_token_id, steering_context
-from steerlab.evaluate.tasks import RunContext, ab_prompt, mc_question
+from steerlab.evaluate.scoring import (
+    continuation_logprobs,
+    last_logits,
+    letter_token_id,
+    steering_context,
+)
+from steerlab.evaluate.tasks import ContinuationBehaviorTask, RunContext, ab_prompt, mc_question
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,39 @@ def estimate_delta_lambda(
         slopes.append(sign * float(margin_change) / (2 * epsilon) / 2)
     value, low, high = mean_ci(np.array(slopes))
     return Estimate("delta_lambda", value, low, high, len(slopes), epsilon)
+
+
+def estimate_delta_lambda_replies(
+    ctx: RunContext, task: ContinuationBehaviorTask, epsilon: float
+) -> Estimate:
+    """Δλ for reply-likelihood tasks: half the slope of the per-token log-probability margin."""
+    if ctx.vector is None:
+        raise SpecError("estimates need a steering vector")
+    prompts = [format_chat(ctx.tokenizer, messages_for(p, ctx.system)) for p in task.prompts]
+    texts, replies, coefficients = [], [], []
+    for sign in (-1.0, 1.0):
+        for prompt, pos, neg in zip(prompts, task.positives, task.negatives, strict=True):
+            texts += [prompt, prompt]
+            replies += [pos, neg]
+            coefficients += [sign * epsilon] * 2
+    scored = continuation_logprobs(
+        ctx.model,
+        ctx.tokenizer,
+        texts,
+        replies,
+        coefficients,
+        vector=ctx.vector,
+        spec=ctx.spec,
+        batch_size=ctx.batch_size,
+    )
+    n = len(prompts)
+    margins = [
+        scored[2 * k][0] / scored[2 * k][1] - scored[2 * k + 1][0] / scored[2 * k + 1][1]
+        for k in range(2 * n)
+    ]
+    slopes = [(margins[n + i] - margins[i]) / (2 * epsilon) / 2 for i in range(n)]
+    value, low, high = mean_ci(np.array(slopes))
+    return Estimate("delta_lambda", value, low, high, n, epsilon)
 
 
 def estimate_lambda_sigma_beta(

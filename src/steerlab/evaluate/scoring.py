@@ -185,3 +185,70 @@ def letter_token_id(tokenizer: PreTrainedTokenizerBase, prompt: str, letter: str
     if len(alone) == 1:
         return int(alone[0])
     raise DataError(f"answer letter {letter!r} is not a single token for this tokenizer")
+
+
+def continuation_logprobs(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    continuations: Sequence[str],
+    coefficients: Sequence[float],
+    *,
+    vector: SteeringVector | None = None,
+    spec: SteerSpec | None = None,
+    batch_size: int = 16,
+    progress: bool = False,
+    description: str = "scoring answers",
+) -> list[tuple[float, int]]:
+    """Total log-probability of each continuation after its prompt, per row.
+
+    Returns:
+        One ``(sum of token log-probabilities, number of continuation tokens)`` per row.
+    """
+    if not (len(prompts) == len(continuations) == len(coefficients)):
+        raise DataError("prompts, continuations and coefficients must have one entry per row")
+    device = model_device(model)
+    out: list[tuple[float, int]] = []
+    chunks = list(_chunks(len(prompts), batch_size))
+    for rows in track(chunks, description, total=len(chunks), enabled=progress):
+        encoded_rows = []
+        for i in rows:
+            text = prompts[i] + continuations[i]
+            enc = tokenizer(
+                text,
+                add_special_tokens=needs_special_tokens(tokenizer, text),
+                return_offsets_mapping=bool(getattr(tokenizer, "is_fast", False)),
+            )
+            ids = list(enc["input_ids"])
+            if "offset_mapping" in enc:
+                start = len(prompts[i])
+                span = [end > start for _, end in enc["offset_mapping"]]
+            else:
+                n_prompt = len(tokenizer(prompts[i], add_special_tokens=False)["input_ids"])
+                span = [k >= n_prompt for k in range(len(ids))]
+            span[0] = False  # the first token has no prediction
+            if not any(span):
+                raise DataError(f"continuation {continuations[i]!r} adds no token")
+            encoded_rows.append((ids, span))
+        width = max(len(ids) for ids, _ in encoded_rows)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        ids_t = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        span_t = torch.zeros((len(rows), width), dtype=torch.bool)
+        for j, (ids, span) in enumerate(encoded_rows):
+            ids_t[j, : len(ids)] = torch.tensor(ids)
+            mask[j, : len(ids)] = 1
+            span_t[j, : len(ids)] = torch.tensor(span)
+        with (
+            steering_context(model, vector, spec, [coefficients[i] for i in rows]),
+            torch.inference_mode(),
+        ):
+            logits = model(
+                input_ids=ids_t.to(device), attention_mask=mask.to(device), use_cache=False
+            ).logits
+        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1).cpu()
+        token_lp = logprobs.gather(-1, ids_t[:, 1:].unsqueeze(-1)).squeeze(-1)
+        for j in range(len(rows)):
+            chosen = span_t[j, 1:]
+            out.append((float(token_lp[j][chosen].sum()), int(chosen.sum())))
+    return out

@@ -10,6 +10,7 @@ from steerlab.data.evalsets import load_ab, load_harmful, load_mmlu
 from steerlab.errors import DataError
 from steerlab.evaluate.tasks import (
     ABBehaviorTask,
+    ContinuationBehaviorTask,
     MultipleChoiceTask,
     PerplexityTask,
     ResponseScorer,
@@ -62,17 +63,30 @@ def behavior_task(
     n_samples: int = 4,
     temperature: float = 1.0,
     max_new_tokens: int = 48,
-) -> ABBehaviorTask | SampledBehaviorTask:
+) -> ABBehaviorTask | ContinuationBehaviorTask | SampledBehaviorTask:
     """A behaviour task from ``[NAME=]KIND:PATH``.
 
-    ``caa``/``ab``: A/B likelihood task. ``advbench``/``harmful``: sampled responses scored
-    by ``scorer`` (default: refusal = aligned).
+    ``caa``/``ab``: A/B likelihood task. ``pairs``: reply likelihoods of contrastive pairs
+    with prompts (``builtin:happy_sad`` works). ``advbench``/``harmful``: sampled responses
+    scored by ``scorer`` (default: refusal = aligned).
     """
     name, kind, path = _split(spec, "--behavior")
     resolved = resolve_path(path)
     label = name or task_name(path)
     if kind in ("caa", "ab"):
         return ABBehaviorTask(label, tuple(load_ab(resolved, limit=limit)), aligned=aligned)
+    if kind == "pairs":
+        from steerlab.data.pairs import load_pairs
+
+        pairs = load_pairs(path, limit=limit)
+        if any(p.messages is None or p.messages[-1][0] != "user" for p in pairs):
+            raise DataError(f"--behavior {spec!r}: pairs need a 'prompt' (or end with a user turn)")
+        return ContinuationBehaviorTask(
+            label,
+            tuple(p.messages[-1][1] for p in pairs),  # type: ignore[index]
+            tuple(p.positive for p in pairs),
+            tuple(p.negative for p in pairs),
+        )
     if kind in ("advbench", "harmful"):
         if scorer is None:
             from steerlab.evaluate.scorers import RefusalScorer
@@ -84,14 +98,23 @@ def behavior_task(
 
 
 def helpfulness_task(
-    spec: str, *, limit: int | None = None, n_samples: int = 0, temperature: float = 1.0
+    spec: str,
+    *,
+    limit: int | None = None,
+    n_samples: int = 0,
+    temperature: float = 1.0,
+    scoring: str = "letter",
 ) -> MultipleChoiceTask:
-    """A multiple-choice helpfulness task from ``[NAME=]mmlu:PATH``."""
+    """A multiple-choice helpfulness task from ``[NAME=]mmlu:PATH``.
+
+    ``scoring="letter"`` (the study's): probability of the correct letter; ``"text"``: the
+    likelihood of each answer's text, for models too small to answer by letter.
+    """
     name, kind, path = _split(spec, "--helpfulness")
     if kind != "mmlu":
         raise DataError(f"--helpfulness {spec!r}: kind {kind!r} is not mmlu")
     items = tuple(load_mmlu(resolve_path(path), limit=limit))
-    return MultipleChoiceTask(name or task_name(path), items, n_samples, temperature)
+    return MultipleChoiceTask(name or task_name(path), items, n_samples, temperature, scoring)
 
 
 def perplexity_task(path: str, *, limit: int | None = None) -> PerplexityTask:

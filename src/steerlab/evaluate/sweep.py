@@ -316,16 +316,25 @@ def empirical_estimates(
     ctx: RunContext, tasks: Sequence[Task], coefficients: Sequence[float]
 ) -> dict[str, Any]:
     """Δλ and λσβ estimated from finite differences at ±ε, ε = 5% of the largest |r|."""
-    from steerlab.evaluate.estimates import estimate_delta_lambda, estimate_lambda_sigma_beta
-    from steerlab.evaluate.tasks import ABBehaviorTask, MultipleChoiceTask
+    from steerlab.evaluate.estimates import (
+        estimate_delta_lambda,
+        estimate_delta_lambda_replies,
+        estimate_lambda_sigma_beta,
+    )
+    from steerlab.evaluate.tasks import ABBehaviorTask, ContinuationBehaviorTask, MultipleChoiceTask
 
     epsilon = max(0.05 * max(abs(c) for c in coefficients), 1e-3)
     out: dict[str, Any] = {}
-    ab = next((t for t in tasks if isinstance(t, ABBehaviorTask)), None)
+    behavior = next(
+        (t for t in tasks if isinstance(t, ABBehaviorTask | ContinuationBehaviorTask)), None
+    )
     mc = next((t for t in tasks if isinstance(t, MultipleChoiceTask)), None)
-    if ab is not None:
-        estimate = estimate_delta_lambda(ctx, ab.items, epsilon, ab.aligned)
-        out["delta_lambda"] = {**estimate.to_dict(), "task": ab.name}
+    if isinstance(behavior, ABBehaviorTask):
+        estimate = estimate_delta_lambda(ctx, behavior.items, epsilon, behavior.aligned)
+        out["delta_lambda"] = {**estimate.to_dict(), "task": behavior.name}
+    elif isinstance(behavior, ContinuationBehaviorTask):
+        estimate = estimate_delta_lambda_replies(ctx, behavior, epsilon)
+        out["delta_lambda"] = {**estimate.to_dict(), "task": behavior.name}
     if mc is not None:
         estimate = estimate_lambda_sigma_beta(ctx, mc.items, epsilon)
         out["lambda_sigma_beta"] = {**estimate.to_dict(), "task": mc.name}

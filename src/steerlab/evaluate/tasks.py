@@ -28,7 +28,12 @@ from steerlab.chat import format_chat, messages_for
 from steerlab.data.evalsets import ABItem, MultipleChoiceItem
 from steerlab.errors import DataError, SpecError
 from steerlab.evaluate.results import SweepRow, mean_ci
-from steerlab.evaluate.scoring import letter_token_id, next_token_logprobs, token_nll
+from steerlab.evaluate.scoring import (
+    continuation_logprobs,
+    letter_token_id,
+    next_token_logprobs,
+    token_nll,
+)
 from steerlab.provenance import sha256_of_records
 from steerlab.steer import SteerSpec
 from steerlab.vector import SteeringVector
@@ -151,6 +156,68 @@ class ABBehaviorTask:
 
 
 @dataclass(frozen=True)
+class ContinuationBehaviorTask:
+    """Behaviour expectation from the likelihood of whole replies (metric ``B_likelihood``).
+
+    For models too small to answer A/B questions, each item is a prompt with a reply that
+    shows the behaviour and one that does not (a contrastive pair held out from
+    extraction); B_i = (P(pos) - P(neg)) / (P(pos) + P(neg)) with per-token averaged
+    log-probabilities, so that reply length does not decide.
+    """
+
+    name: str
+    prompts: tuple[str, ...]
+    positives: tuple[str, ...]
+    negatives: tuple[str, ...]
+    kind: str = field(default="behavior", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.prompts:
+            raise DataError(f"task {self.name!r} has no items")
+        if not len(self.prompts) == len(self.positives) == len(self.negatives):
+            raise DataError(f"task {self.name!r}: prompts and replies differ in number")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Metrics this task writes."""
+        return ("B_likelihood",)
+
+    def data_sha256(self) -> str:
+        """Hash of the items."""
+        return sha256_of_records(zip(self.prompts, self.positives, self.negatives, strict=True))
+
+    def evaluate(self, ctx: RunContext, coefficients: Sequence[float]) -> list[SweepRow]:
+        """Rows for every coefficient."""
+        prompts = [format_chat(ctx.tokenizer, messages_for(p, ctx.system)) for p in self.prompts]
+        rows = _rows(len(prompts), coefficients)
+        texts, replies, coefs = [], [], []
+        for i, c in rows:
+            for reply in (self.positives[i], self.negatives[i]):
+                texts.append(prompts[i])
+                replies.append(reply)
+                coefs.append(c)
+        scored = continuation_logprobs(
+            ctx.model,
+            ctx.tokenizer,
+            texts,
+            replies,
+            coefs,
+            vector=ctx.vector,
+            spec=ctx.spec,
+            batch_size=ctx.batch_size,
+            progress=ctx.progress,
+            description=f"{self.name}: reply likelihoods",
+        )
+        values: dict[float, list[float]] = {c: [] for c in coefficients}
+        for k, (_, c) in enumerate(rows):
+            (lp_pos, n_pos), (lp_neg, n_neg) = scored[2 * k], scored[2 * k + 1]
+            values[c].append(math.tanh((lp_pos / n_pos - lp_neg / n_neg) / 2))
+        return [
+            _row(self.name, self.kind, "B_likelihood", c, np.array(values[c])) for c in coefficients
+        ]
+
+
+@dataclass(frozen=True)
 class SampledBehaviorTask:
     """Behaviour expectation from sampled responses (metric ``B_sampling``).
 
@@ -235,11 +302,14 @@ class MultipleChoiceTask:
     items: tuple[MultipleChoiceItem, ...]
     n_samples: int = 0
     temperature: float = 1.0
+    scoring: str = "letter"
     kind: str = field(default="helpfulness", init=False)
 
     def __post_init__(self) -> None:
         if not self.items:
             raise DataError(f"task {self.name!r} has no items")
+        if self.scoring not in ("letter", "text"):
+            raise SpecError(f"scoring {self.scoring!r} is not 'letter' or 'text'")
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -250,19 +320,46 @@ class MultipleChoiceTask:
     def data_sha256(self) -> str:
         """Hash of the items."""
         return sha256_of_records(
-            [i.question, list(i.choices), i.answer, self.n_samples, self.temperature]
+            [i.question, list(i.choices), i.answer, self.n_samples, self.temperature, self.scoring]
             for i in self.items
         )
 
-    def evaluate(self, ctx: RunContext, coefficients: Sequence[float]) -> list[SweepRow]:
-        """Rows for every coefficient and metric."""
+    def _choice_scores(self, ctx: RunContext, rows: list[tuple[int, float]]) -> list[torch.Tensor]:
+        """Per row, a score per choice whose softmax is the model's choice distribution."""
+        if self.scoring == "text":
+            # Mean log-probability per token of each answer text after the bare question.
+            texts, replies, coefs, owner = [], [], [], []
+            for k, (i, c) in enumerate(rows):
+                prompt = format_chat(
+                    ctx.tokenizer, messages_for(self.items[i].question, ctx.system)
+                )
+                for choice in self.items[i].choices:
+                    texts.append(prompt)
+                    replies.append(choice)
+                    coefs.append(c)
+                    owner.append(k)
+            scored = continuation_logprobs(
+                ctx.model,
+                ctx.tokenizer,
+                texts,
+                replies,
+                coefs,
+                vector=ctx.vector,
+                spec=ctx.spec,
+                batch_size=ctx.batch_size,
+                progress=ctx.progress,
+                description=f"{self.name}: answer likelihoods",
+            )
+            grouped: list[list[float]] = [[] for _ in rows]
+            for k, (lp, n) in zip(owner, scored, strict=True):
+                grouped[k].append(lp / n)
+            return [torch.tensor(g, dtype=torch.float64) for g in grouped]
         prompts = [ab_prompt(ctx.tokenizer, mc_question(item), ctx.system) for item in self.items]
         ids = [
             [letter_token_id(ctx.tokenizer, p, LETTERS[k]) for k in range(len(item.choices))]
             for p, item in zip(prompts, self.items, strict=True)
         ]
-        rows = _rows(len(self.items), coefficients)
-        logprobs = next_token_logprobs(
+        return next_token_logprobs(
             ctx.model,
             ctx.tokenizer,
             [prompts[i] for i, _ in rows],
@@ -274,6 +371,11 @@ class MultipleChoiceTask:
             progress=ctx.progress,
             description=f"{self.name}: answer likelihoods",
         )
+
+    def evaluate(self, ctx: RunContext, coefficients: Sequence[float]) -> list[SweepRow]:
+        """Rows for every coefficient and metric."""
+        rows = _rows(len(self.items), coefficients)
+        logprobs = self._choice_scores(ctx, rows)
         p_correct: dict[float, list[float]] = {c: [] for c in coefficients}
         correct: dict[float, list[float]] = {c: [] for c in coefficients}
         sampled: dict[float, list[float]] = {c: [] for c in coefficients}
@@ -352,9 +454,21 @@ class PerplexityTask:
         return out
 
 
-Task = ABBehaviorTask | SampledBehaviorTask | MultipleChoiceTask | PerplexityTask
+Task = (
+    ABBehaviorTask
+    | ContinuationBehaviorTask
+    | SampledBehaviorTask
+    | MultipleChoiceTask
+    | PerplexityTask
+)
+
+
+_RANGES = {"B_likelihood": (-1.0, 1.0), "B_sampling": (-1.0, 1.0)}
 
 
 def _row(task: str, kind: str, metric: str, coefficient: float, values: np.ndarray) -> SweepRow:
     mean, low, high = mean_ci(values)
+    # The normal interval can overshoot what the metric can be; clip it to that range.
+    lowest, highest = _RANGES.get(metric, (0.0, 1.0))
+    low, high = max(low, lowest), min(high, highest)
     return SweepRow(task, kind, metric, float(coefficient), mean, low, high, int(values.size))
