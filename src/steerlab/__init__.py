@@ -14,6 +14,7 @@ Quick start::
 from steerlab.chat import format_chat
 from steerlab.data import ContrastPair, builtin_pairs, load_pairs, pairs_from_ab
 from steerlab.errors import SteerlabError
+from steerlab.evaluate import SweepResult, sweep
 from steerlab.extract import extract
 from steerlab.generate import generate
 from steerlab.layers import find_layers
@@ -30,6 +31,7 @@ __all__ = [
     "SteerSpec",
     "SteeringVector",
     "SteerlabError",
+    "SweepResult",
     "TextExample",
     "VectorMetadata",
     "__version__",
@@ -45,4 +47,5 @@ __all__ = [
     "record",
     "record_tokens",
     "steer",
+    "sweep",
 ]
