@@ -64,16 +64,29 @@ def sha256_of_file(path: str | os.PathLike[str], chunk_size: int = 1 << 22) -> s
     return digest.hexdigest()
 
 
+def _temporary_beside(target: Path) -> Path:
+    """A new empty file beside ``target`` with ordinary permissions (0o666 & ~umask).
+
+    mkstemp makes files private to their owner; artifacts should be as readable as files
+    written the ordinary way.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
+    return Path(name)
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
 
     A crash or exception inside the block leaves no partial file behind.
     """
+    tmp_name = _temporary_beside(Path(path))
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
     try:
         encoding = None if "b" in mode else "utf-8"
         with open(tmp_name, mode, encoding=encoding) as handle:
@@ -91,10 +104,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     The temporary file is renamed over ``path`` only when the block succeeds.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _temporary_beside(target)
     try:
         yield tmp
         os.replace(tmp, target)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import matplotlib as mpl
 import numpy as np
@@ -112,6 +112,7 @@ def plot_behavior(
     Raises:
         SpecError: No behaviour rows match ``task``/``metric``.
     """
+    rows = list(rows)
     pairs = _select(rows, "behavior", task, metric, (BEHAVIOR_METRIC,))
     with _style():
         fig, ax = _figure()
@@ -138,9 +139,10 @@ def plot_behavior(
         ax.set_ylim(-1.05, 1.05)
         ax.set_xlabel("steering coefficient r_e")
         ax.set_ylabel("behaviour B = P(aligned) − P(misaligned)")
-        ax.set_title(_title("Behaviour vs steering coefficient", pairs))
-        _legend(ax, handles)
-        return _save(fig, out_base)
+        title = _title("Behaviour vs steering coefficient", pairs)
+        ax.set_title(title)
+        _legend(ax, handles, outside=True)
+        return _save(fig, out_base, title)
 
 
 def plot_helpfulness(
@@ -172,6 +174,7 @@ def plot_helpfulness(
     Raises:
         SpecError: No helpfulness rows match ``task``/``metric``.
     """
+    rows = list(rows)
     pairs = _select(rows, "helpfulness", task, metric, _HELPFULNESS_ORDER)
     with _style():
         fig, ax = _figure()
@@ -194,13 +197,14 @@ def plot_helpfulness(
             )
             handles.append(line)
         _zero_line(ax, coefficients)
-        ax.set_ylim(-0.02, 1.02)
+        _helpfulness_limits(ax, chosen)
         ax.set_xlabel("steering coefficient r_e")
         metrics = list(dict.fromkeys(m for _, m in pairs))
         ax.set_ylabel(f"helpfulness ({', '.join(metrics)})")
-        ax.set_title(_title("Helpfulness vs steering coefficient", pairs))
-        _legend(ax, handles)
-        return _save(fig, out_base)
+        title = _title("Helpfulness vs steering coefficient", pairs)
+        ax.set_title(title)
+        _legend(ax, handles, outside=True)
+        return _save(fig, out_base, title)
 
 
 def plot_tradeoff(
@@ -237,6 +241,7 @@ def plot_tradeoff(
     Raises:
         SpecError: No rows for a named series, or no coefficient measured in both.
     """
+    rows = list(rows)
     b_task, b_metric = _default_pair(rows, "behavior", behavior_task, behavior_metric)
     h_task, h_metric = _default_pair(rows, "helpfulness", helpfulness_task, helpfulness_metric)
     r, hx, hlo, hhi, by, blo, bhi = _matched(rows, (b_task, b_metric), (h_task, h_metric))
@@ -295,10 +300,11 @@ def plot_tradeoff(
         ax.margins(0.08)
         ax.set_xlabel(f"helpfulness: {h_task} · {h_metric}")
         ax.set_ylabel(f"behaviour: {b_task} · {b_metric}")
-        ax.set_title("Alignment–helpfulness frontier")
+        title = "Alignment–helpfulness frontier"
+        ax.set_title(title)
         if handles:
-            _legend(ax, handles)
-        return _save(fig, out_base)
+            _legend(ax, handles, outside=True)
+        return _save(fig, out_base, title)
 
 
 def plot_sweep(
@@ -320,6 +326,7 @@ def plot_sweep(
     Returns:
         The paths written, in the order behaviour, helpfulness, trade-off (PNG before SVG).
     """
+    rows = list(rows)
     out_dir = Path(out_dir)
     written: list[Path] = []
     behavior = helpfulness = None
@@ -456,7 +463,7 @@ def _plotted_coefficients(rows: Sequence[SweepRow]) -> np.ndarray:
 @contextmanager
 def _style() -> Iterator[None]:
     """Fixed rc settings while a figure is built and saved (restored afterwards)."""
-    with mpl.rc_context(_STYLE):
+    with mpl.rc_context(cast(Any, _STYLE)):
         yield
 
 
@@ -486,8 +493,12 @@ def _draw_series(ax: Axes, rows: list[SweepRow], pairs: list[tuple[str, str]]) -
     return handles
 
 
-def _legend(ax: Axes, handles: list[Any]) -> None:
-    """Legend from series handles ``((band, line), label)`` and plain artists."""
+def _legend(ax: Axes, handles: list[Any], outside: bool = False) -> None:
+    """Legend from series handles ``((band, line), label)`` and plain artists.
+
+    ``outside`` puts it below the axes (centred, one or two columns), where it can never
+    cover data; otherwise matplotlib picks the emptiest corner inside the axes.
+    """
     artists: list[Any] = []
     labels: list[str] = []
     for handle in handles:
@@ -497,13 +508,17 @@ def _legend(ax: Axes, handles: list[Any]) -> None:
         else:
             artists.append(handle)
             labels.append(handle.get_label())
-    ax.legend(
-        artists,
-        labels,
-        loc="best",
-        framealpha=0.9,
-        handler_map={tuple: HandlerTuple(ndivide=1)},
-    )
+    options: dict[str, Any] = {
+        "framealpha": 0.9,
+        "handler_map": {tuple: HandlerTuple(ndivide=1)},
+    }
+    if outside:
+        columns = 2 if len(labels) > 1 and max(len(label) for label in labels) <= 48 else 1
+        ax.get_figure().legend(  # type: ignore[union-attr]
+            artists, labels, loc="outside lower center", ncols=columns, **options
+        )
+    else:
+        ax.legend(artists, labels, loc="best", **options)
 
 
 def _zero_line(ax: Axes, coefficients: np.ndarray) -> None:
@@ -537,6 +552,18 @@ def _coefficient_norm(r: np.ndarray) -> tuple[Normalize, str]:
     return Normalize(vmin=lo, vmax=hi), "viridis"
 
 
+def _helpfulness_limits(ax: Axes, rows: list[SweepRow]) -> None:
+    """Zoom onto the data (so a small quadratic drop is visible), never beyond [0, 1]."""
+    values = np.array([v for r in rows for v in (r.value, r.ci_low, r.ci_high)], dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        ax.set_ylim(-0.02, 1.02)
+        return
+    lo, hi = float(values.min()), float(values.max())
+    pad = max(0.08 * (hi - lo), 0.02)
+    ax.set_ylim(max(lo - pad, -0.02), min(hi + pad, 1.02))
+
+
 def _title(prefix: str, pairs: list[tuple[str, str]]) -> str:
     tasks = list(dict.fromkeys(t for t, _ in pairs))
     return f"{prefix} ({tasks[0]})" if len(tasks) == 1 else prefix
@@ -554,11 +581,15 @@ def _targets(out_base: Path) -> list[Path]:
     return [base.with_name(base.name + ".png"), base.with_name(base.name + ".svg")]
 
 
-def _save(fig: Figure, out_base: Path) -> list[Path]:
-    """Write the figure as PNG and SVG, each atomically; return both paths."""
+def _save(fig: Figure, out_base: Path, title: str) -> list[Path]:
+    """Write the figure as PNG and SVG, each atomically; return both paths.
+
+    No creation date and no software version go into the files, so equal figures give equal
+    bytes.
+    """
     png, svg = _targets(out_base)
     with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None, "Title": title})
     with atomic_path(svg) as tmp:
-        fig.savefig(tmp, format="svg", metadata={"Date": None})
+        fig.savefig(tmp, format="svg", metadata={"Date": None, "Title": title})
     return [png, svg]
