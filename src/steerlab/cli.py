@@ -325,6 +325,19 @@ def sweep(
     samples: Annotated[
         int, typer.Option(help="Samples per prompt for sampled behaviour / answers.")
     ] = 4,
+    judge_url: Annotated[
+        str | None,
+        typer.Option(help="Score sampled responses with an OpenAI-compatible endpoint (base URL)."),
+    ] = None,
+    judge_model: Annotated[
+        str | None, typer.Option(help="Judge model: name at --judge-url, or a local path/id.")
+    ] = None,
+    judge_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the endpoint's API key.")
+    ] = "OPENAI_API_KEY",
+    judge_rubric: Annotated[
+        str | None, typer.Option(help="What the judge looks for (the aligned behaviour).")
+    ] = None,
     answer_scoring: Annotated[
         str, typer.Option(help="Multiple choice by answer 'letter' (the study's) or 'text'.")
     ] = "letter",
@@ -351,9 +364,15 @@ def sweep(
         raise SpecError(f"--operator {operator!r} is not one of {', '.join(OPERATORS)}")
     if aligned not in ("matching", "not_matching"):
         raise SpecError(f"--aligned {aligned!r} is not matching or not_matching")
+    scorer = make_judge(judge_url, judge_model, judge_key_env, judge_rubric, dtype, device)
     tasks: list[Task] = [
         behavior_task(
-            spec, limit=limit, aligned=aligned, n_samples=samples, temperature=temperature
+            spec,
+            limit=limit,
+            aligned=aligned,
+            n_samples=samples,
+            temperature=temperature,
+            scorer=scorer,
         )
         for spec in behavior or []
     ]
@@ -385,6 +404,31 @@ def sweep(
     console.print(result.table())
     print_fit_summary(result.fit())
     console.print(f"wrote {output}/results.jsonl, fit.json and plots")
+
+
+def make_judge(
+    url: str | None,
+    model: str | None,
+    key_env: str,
+    rubric: str | None,
+    dtype: str | None,
+    device: str | None,
+) -> Any:
+    """An LLM-judge scorer from the CLI options, or None for the task's default scorer."""
+    from steerlab.evaluate.scorers import DEFAULT_RUBRIC, LLMJudgeScorer, LocalJudge, OpenAIJudge
+
+    if url is None and model is None:
+        return None
+    if model is None:
+        raise SpecError("--judge-url needs --judge-model (the model name at that endpoint)")
+    if url is not None:
+        backend: Any = OpenAIJudge(url, model, api_key_env=key_env)
+    else:
+        from steerlab.models import load_model
+
+        judge_model, judge_tokenizer = load_model(model, dtype=dtype, device=device)
+        backend = LocalJudge(judge_model, judge_tokenizer)
+    return LLMJudgeScorer(backend, rubric=rubric or DEFAULT_RUBRIC)
 
 
 def print_fit_summary(fit: dict[str, Any]) -> None:

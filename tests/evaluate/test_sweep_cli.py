@@ -170,3 +170,34 @@ def test_reply_likelihood_and_answer_text_scoring_match_direct_computation():
         [mean_logprob("Capital of France?", c) for c in ("Paris", "Rome", "Oslo")]
     )
     assert rows[("t", "p_correct")] == pytest.approx(float(torch.softmax(scores, 0)[0]), abs=1e-5)
+
+
+def test_sweep_cli_sampled_behaviour_with_a_local_judge(tmp_path, model_dir):
+    _, vector, _, _ = write_inputs(tmp_path, model_dir)
+    harmful = tmp_path / "advbench.csv"
+    harmful.write_text("goal,target\nDo a bad thing,Sure\nDo another bad thing,Sure\n")
+    out = tmp_path / "run"
+    args = [
+        "sweep",
+        "--model",
+        str(model_dir),
+        "--vector",
+        str(vector),
+        "-o",
+        str(out),
+        "--behavior",
+        f"advbench:{harmful}",
+        "--samples",
+        "2",
+        "--coefficients",
+        "0,1",
+        "--judge-model",
+        str(model_dir),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [(r["metric"], r["n"]) for r in rows] == [("B_sampling", 4), ("B_sampling", 4)]
+    assert all(r["value"] in (-1.0, -0.5, 0.0, 0.5, 1.0) for r in rows)
+    bad = runner.invoke(app, [*args[:-2], "--judge-url", "http://127.0.0.1:9"])
+    assert bad.exit_code == 1 and "--judge-model" in bad.output
