@@ -465,6 +465,106 @@ def print_fit_summary(fit: dict[str, Any]) -> None:
 
 @app.command()
 @friendly_errors
+def diff(
+    tuned: Annotated[str, typer.Option("--tuned", help="Fine-tuned model: folder or Hub id.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .safetensors file.")],
+    base: Annotated[str, typer.Option("--base", help="Base model: 'default', folder or id.")] = (
+        "default"
+    ),
+    prompts: Annotated[
+        Path | None,
+        typer.Option(help="Questions (text lines, JSONL or chat JSON): read at the last token."),
+    ] = None,
+    chats: Annotated[
+        Path | None,
+        typer.Option(help="Chats with answers (JSON/JSONL): mean over the answer tokens."),
+    ] = None,
+    layers: Annotated[str, typer.Option(help="all, 15, 12-18 or 12,14,16.")] = "all",
+    diff_method: Annotated[
+        str, typer.Option("--method", help="mean of differences, or pca.")
+    ] = "mean",
+    limit: Annotated[int | None, typer.Option(help="Use only the first N inputs.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Inputs per forward pass.")] = 16,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = None,
+    layers_path: LayersPathOpt = None,
+) -> None:
+    """A model-diff vector: mean activation of the tuned model minus the base on the same inputs."""
+    from steerlab.extract.model_diff import (
+        DIFF_METHODS,
+        answer_examples,
+        check_same_architecture,
+        model_diff,
+        question_examples,
+    )
+    from steerlab.models import load_model
+
+    if diff_method not in DIFF_METHODS:
+        raise SpecError(f"--method {diff_method!r} is not one of {', '.join(DIFF_METHODS)}")
+    if (prompts is None) == (chats is None):
+        raise SpecError("give exactly one of --prompts (questions) or --chats (with answers)")
+    if prompts is not None:
+        from steerlab.data.qa import read_questions
+
+        questions = read_questions(prompts)[:limit]
+    else:
+        from steerlab.tuning.data import load_chats
+
+        conversations = load_chats(chats)[:limit]  # type: ignore[arg-type]
+    base_model, tokenizer = load_model(base, dtype=dtype, device=device)
+    tuned_model, _ = load_model(tuned, dtype=dtype, device=device)
+    check_same_architecture(base_model, tuned_model)
+    if prompts is not None:
+        examples = question_examples(tokenizer, questions)
+        position = "last"
+    else:
+        examples = answer_examples(tokenizer, conversations)
+        position = "mean"
+    vector = model_diff(
+        base_model,
+        tuned_model,
+        tokenizer,
+        examples,
+        layers,
+        position,  # type: ignore[arg-type]
+        diff_method=diff_method,
+        batch_size=batch_size,
+        layers_path=layers_path,
+    )
+    vector.save(output)
+    console.print(
+        f"wrote {output}: model_diff ({diff_method}, {position}) over {len(examples)} inputs, "
+        f"layers {vector.describe()['layers']}"
+    )
+
+
+@app.command()
+@friendly_errors
+def compare(
+    vectors: Annotated[list[Path], typer.Argument(help="Two or more vector files.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder for CSV, JSON and plots.")
+    ] = None,
+) -> None:
+    """Cosine similarity per layer for every pair of vectors, and their norms."""
+    from steerlab.compare import compare as run_compare
+    from steerlab.vector import SteeringVector
+
+    loaded = {}
+    for path in vectors:
+        name = path.stem
+        while name in loaded:
+            name += "'"
+        loaded[name] = SteeringVector.load(path)
+    comparison = run_compare(loaded)
+    console.print(comparison.table())
+    if output is not None:
+        written = comparison.save(output)
+        console.print("wrote " + ", ".join(str(p) for p in written))
+
+
+@app.command()
+@friendly_errors
 def demo(
     model: ModelOpt = "default",
     coefficient: Annotated[
