@@ -50,8 +50,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "BENCHMARKS.md"
 PROMPT = "Tell me about your plans for the weekend, and what you are looking forward to."
 # A round is "contended" when other processes used at least this many cores during any of
-# its samples (an idle machine shows ~0.01-0.05: kernel threads, the shell).
-CONTENTION_CORES = 0.25
+# its samples (an idle machine shows ~0.00-0.06: kernel threads, the shell). With all
+# cores in use, even ~0.25 of a core made a 2-thread generate ~1.6x slower.
+CONTENTION_CORES = 0.15
 
 
 # ----------------------------------------------------------------------------------------
@@ -70,18 +71,22 @@ class Settings:
     batch_budget: float
     extract_rounds: int  # benchmark 3: rounds of (extract, plain pass, decoder-only pass)
     extract_budget: float
+    sweep_rounds: int  # benchmark 4: rounds of (batched sweep, one sweep per coefficient)
+    sweep_budget: float
     threads: int  # 0 = choose per benchmark from the machine's load
 
 
 FULL: dict[str, Any] = dict(
     steer_rounds=9,
     steer_tokens=64,
-    steer_budget=130.0,
+    steer_budget=120.0,
     batch_rounds=3,
     batch_tokens=64,
-    batch_budget=170.0,
+    batch_budget=200.0,
     extract_rounds=4,
     extract_budget=140.0,
+    sweep_rounds=3,
+    sweep_budget=150.0,
 )
 QUICK: dict[str, Any] = dict(
     steer_rounds=3,
@@ -92,6 +97,8 @@ QUICK: dict[str, Any] = dict(
     batch_budget=50.0,
     extract_rounds=1,
     extract_budget=60.0,
+    sweep_rounds=1,
+    sweep_budget=60.0,
 )
 
 
@@ -679,10 +686,165 @@ def bench_extract(ctx: Context) -> BenchResult:
     )
 
 
+# ----------------------------------------------------------------------------------------
+# Benchmark 4: a 9-coefficient sweep, batched per-row coefficients vs one run per coefficient
+# ----------------------------------------------------------------------------------------
+SWEEP_COEFFICIENTS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
+SWEEP_ITEMS = 8
+SWEEP_BATCH = 72
+
+
+def _sweep_task() -> Any:
+    from steerlab.data.evalsets import load_mmlu
+    from steerlab.evaluate.specs import resolve_path
+    from steerlab.evaluate.tasks import MultipleChoiceTask
+
+    items = load_mmlu(resolve_path("builtin:general_mc"), limit=SWEEP_ITEMS)
+    return MultipleChoiceTask("general_mc", tuple(items))
+
+
+def bench_sweep(ctx: Context) -> BenchResult:
+    from steerlab.evaluate.sweep import sweep
+
+    model, tok, s = ctx.model, ctx.tokenizer, ctx.settings
+    task = _sweep_task()
+    settings = {
+        "layers": "all",
+        "normalize": True,
+        "batch_size": SWEEP_BATCH,
+        "progress": False,
+        "estimates": False,
+        "write_plots": False,
+    }
+    k = len(SWEEP_COEFFICIENTS)
+    values: dict[str, dict[float, float]] = {}
+
+    def batched() -> None:
+        result = sweep(
+            model,
+            tok,
+            ctx.vector,
+            SWEEP_COEFFICIENTS,
+            [task],
+            coefficients_per_batch=k,
+            **settings,
+        )
+        values["batched"] = {r.coefficient: r.value for r in result.rows if r.metric == "p_correct"}
+
+    def per_coefficient() -> None:
+        values["sequential"] = {}
+        for c in SWEEP_COEFFICIENTS:
+            result = sweep(model, tok, ctx.vector, [c], [task], **settings)
+            values["sequential"][c] = next(r.value for r in result.rows if r.metric == "p_correct")
+
+    b_name = f"batched ({k} coefficients x {SWEEP_ITEMS} items per forward)"
+    s_name = f"one run per coefficient ({k} runs of {SWEEP_ITEMS} items)"
+    variants = {b_name: batched, s_name: per_coefficient}
+    timings = interleaved(variants, s.sweep_rounds, s.sweep_budget, adaptive=not s.threads)
+    speedups = timings.ratios(s_name, b_name)
+    r = float(statistics.median(speedups))
+    c = check("one run per coefficient / batched", r, 3.0, at_most=False, reliable=timings.reliable)
+    rows = []
+    for name in variants:
+        t = timings.median(name)
+        row = [name, f"{t:.3f}"]
+        if name == b_name:
+            best = timings.best_ratio(s_name, b_name)
+            row += [f"{r:.2f}x", spread(speedups, "{:.2f}"), f"{best:.2f}x", c.target, verdict(c)]
+        else:
+            row += ["1.00x", "-", "-", "-", "baseline"]
+        rows.append(row)
+    gap = (
+        max(abs(values["batched"][x] - values["sequential"][x]) for x in SWEEP_COEFFICIENTS)
+        if values.get("batched") and values.get("sequential")
+        else float("nan")
+    )
+    memory = _sweep_memory(ctx)
+    notes = [
+        *timings.notes,
+        f"Largest difference in P(correct) between the two ways, over the {k} coefficients: "
+        f"{gap:.2e} (float rounding of different batch shapes).",
+        "Memory (peak RSS of a fresh process running `steerlab sweep`-equivalent code, "
+        "coefficients_per_batch=3, batch 16): "
+        + ", ".join(f"{n} coefficients {mib:.0f} MiB" for n, mib in memory)
+        + ". Work is chunked by coefficient group, so memory does not grow with the grid.",
+        "Why the speed-up is small on a CPU: a likelihood sweep already batches items, so "
+        "one run per coefficient does the same number of token forwards; per-row "
+        "coefficients only merge small batches into large ones. The gain is large where "
+        "each forward is latency-bound, as in generation (benchmark 2: "
+        "8 coefficients in one `generate`).",
+    ]
+    return BenchResult(
+        key="sweep",
+        title=f"4. A {k}-coefficient sweep: batched vs one run per coefficient",
+        description=(
+            f"`steerlab.sweep` of one multiple-choice task ({SWEEP_ITEMS} items of "
+            f"builtin:general_mc, letter likelihoods) at coefficients "
+            f"{', '.join(f'{x:g}' for x in SWEEP_COEFFICIENTS)}, the vector at all 30 layers "
+            f"(unit-normalised). Batched: one sweep, every item x coefficient row in batches "
+            f"of {SWEEP_BATCH}. One run per coefficient: {k} sweeps of one coefficient each, "
+            "same batch size. Speed-up = sequential time / batched time of the same round."
+        ),
+        columns=[
+            "variant",
+            "median time (s)",
+            "speed-up",
+            "speed-up range",
+            "ratio of best times",
+            "target",
+            "result",
+        ],
+        rows=rows,
+        checks=[c],
+        notes=notes,
+        rounds=timings.describe(),
+    )
+
+
+_MEMORY_SCRIPT = """
+import resource, sys, torch
+import steerlab
+from steerlab.data.evalsets import load_mmlu
+from steerlab.evaluate.specs import resolve_path
+from steerlab.evaluate.sweep import sweep
+from steerlab.evaluate.tasks import MultipleChoiceTask
+torch.set_num_threads(1)
+model, tok = steerlab.load_model("default")
+vector = steerlab.SteeringVector.load(sys.argv[2])
+task = MultipleChoiceTask("mc", tuple(load_mmlu(resolve_path("builtin:general_mc"), limit=4)))
+n = int(sys.argv[1])
+coefficients = [round(-1 + 2 * i / max(n - 1, 1), 6) for i in range(n)]
+sweep(model, tok, vector, coefficients, [task], coefficients_per_batch=3, batch_size=16,
+      progress=False, estimates=False, write_plots=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def _sweep_memory(ctx: Context) -> list[tuple[int, float]]:
+    """Peak RSS (MiB) of fresh processes sweeping 3, 9 and 27 coefficients."""
+    import subprocess
+
+    out = []
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "v.safetensors"
+        ctx.vector.save(path)
+        for n in (3, 9, 27):
+            done = subprocess.run(
+                [sys.executable, "-c", _MEMORY_SCRIPT, str(n), str(path)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            lines = done.stdout.strip().splitlines()
+            out.append((n, float(lines[-1]) if done.returncode == 0 and lines else float("nan")))
+    return out
+
+
 BENCHMARKS: list[Benchmark] = [
     Benchmark("steer_overhead", bench_steer_overhead),
     Benchmark("batched_coefficients", bench_batched_coefficients),
     Benchmark("extract", bench_extract),
+    Benchmark("sweep", bench_sweep),
 ]
 
 
