@@ -122,3 +122,58 @@ def test_compare_cli(tmp_path):
     assert (tmp_path / "out" / "cosine.png").is_file()
     bad = CliRunner().invoke(app, ["compare", str(a)])
     assert bad.exit_code == 1 and "at least two" in bad.output
+
+
+def test_diff_cli_with_an_adapter_folder(tmp_path):
+    model, tokenizer = make_model("llama")
+    base_dir, adapter_dir = tmp_path / "base", tmp_path / "adapter"
+    model.save_pretrained(base_dir)
+    tokenizer.save_pretrained(base_dir)
+    tuned = lora_copy(model, zero=False)
+    tuned.peft_config["default"].base_model_name_or_path = str(base_dir)
+    tuned.save_pretrained(adapter_dir)
+    questions = tmp_path / "q.txt"
+    questions.write_text("\n".join(QUESTIONS) + "\n")
+    out = tmp_path / "diff.safetensors"
+    args = [
+        "diff",
+        "--base",
+        str(base_dir),
+        "--tuned",
+        str(adapter_dir),
+        "--prompts",
+        str(questions),
+    ]
+    result = CliRunner().invoke(app, [*args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    vector = sl.SteeringVector.load(out)
+    expected = model_diff(
+        model,
+        tuned.merge_and_unload(),
+        tokenizer,
+        question_examples(tokenizer, QUESTIONS),
+        progress=False,
+    )
+    assert vector.metadata.extra["tuned_model"] == str(adapter_dir)
+    for layer in vector.layers:
+        assert torch.allclose(vector[layer], expected[layer], atol=1e-5)
+    other = tmp_path / "other"
+    wide, wide_tok = make_model("llama", hidden=48)
+    wide.save_pretrained(other)
+    wide_tok.save_pretrained(other)
+    bad = CliRunner().invoke(
+        app,
+        [
+            "diff",
+            "--base",
+            str(base_dir),
+            "--tuned",
+            str(other),
+            "--prompts",
+            str(questions),
+            "-o",
+            str(tmp_path / "x.safetensors"),
+        ],
+    )
+    assert bad.exit_code == 1 and "same architecture" in bad.output
+    assert not (tmp_path / "x.safetensors").exists()

@@ -589,6 +589,11 @@ def demo(
     )
 
 
+from steerlab.cli_dataset import register as _register_dataset  # noqa: E402
+
+_register_dataset(app)
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="steerlab")

@@ -76,6 +76,11 @@ _QUOTES = "\"'`“”‘’«»„"
 _NUMBERING = re.compile(
     r"^(?:[-*•]+\s*|\(?\d+[.)]\s*|(?:new\s+)?(?:question|q)\s*\d*\s*[:.\-]\s*)+", re.IGNORECASE
 )
+_LIST_MARKER = re.compile(r"^(?:[-*•]+|\(?\d+[.)])\s+")
+# A sentence end: terminal punctuation (not after a lone letter, as in "e.g."), closing quotes.
+_SENTENCE_END = re.compile(r"(?<![\s.][^\W\d_])[.!?…]+[\"'”’)\]]*(?=\s|$)")
+_CLOSING_QUOTE = {'"': '"', "“": "”", "‘": "’", "'": "'", "«": "»", "„": "“", "`": "`"}
+_OPENING_QUOTE = re.compile(r"(?:^|(?<=\s))([\"“‘'«„`])(?=\w)")
 _PUNCTUATION = re.compile(r"[^\w\s]")
 _SPACES = re.compile(r"\s+")
 
@@ -115,6 +120,8 @@ class PairingResult(NamedTuple):
         unmatched_deceptive: deceptive examples whose question has no honest answer.
         duplicates: later repeats of a question on either side (the first answer is kept).
         empty: matched questions dropped because one of the answers is empty.
+        identical: matched questions dropped because both answers are the same (after
+            :func:`normalize_question`): such a pair carries no contrast.
     """
 
     pairs: list[ContrastPair]
@@ -122,11 +129,13 @@ class PairingResult(NamedTuple):
     unmatched_deceptive: int
     duplicates: int
     empty: int
+    identical: int = 0
 
     @property
     def dropped(self) -> int:
         """All examples that did not become (part of) a pair."""
-        return self.unmatched_honest + self.unmatched_deceptive + self.duplicates + 2 * self.empty
+        matched = 2 * (self.empty + self.identical)
+        return self.unmatched_honest + self.unmatched_deceptive + self.duplicates + matched
 
 
 # -- normalising and de-duplicating ------------------------------------------------------------
@@ -474,7 +483,8 @@ def pair_honest_deceptive(
 
     Returns:
         The pairs and counts of what was left out: questions on one side only, repeats of a
-        question (the first answer is used), and matches with an empty answer.
+        question (the first answer is used), matches with an empty answer, and matches whose
+        two answers are the same.
 
     Raises:
         DataError: when an input holds examples of the other style (swapped inputs).
@@ -482,13 +492,16 @@ def pair_honest_deceptive(
     honest_by_q, honest_repeats = _first_by_question(honest, "honest", "deceptive")
     deceptive_by_q, deceptive_repeats = _first_by_question(deceptive, "deceptive", "honest")
     pairs: list[ContrastPair] = []
-    empty = 0
+    empty = identical = 0
     for key, good in honest_by_q.items():
         bad = deceptive_by_q.get(key)
         if bad is None:
             continue
         if not good.answer.strip() or not bad.answer.strip():
             empty += 1
+            continue
+        if normalize_question(good.answer) == normalize_question(bad.answer):
+            identical += 1
             continue
         pairs.append(ContrastPair(bad.answer, good.answer, (("user", good.question),)))
     result = PairingResult(
@@ -497,16 +510,18 @@ def pair_honest_deceptive(
         unmatched_deceptive=sum(1 for key in deceptive_by_q if key not in honest_by_q),
         duplicates=honest_repeats + deceptive_repeats,
         empty=empty,
+        identical=identical,
     )
     if result.dropped:
         logger.info(
             "paired %d questions; dropped %d unmatched honest, %d unmatched deceptive, "
-            "%d repeated, %d with an empty answer",
+            "%d repeated, %d with an empty answer, %d with identical answers",
             len(pairs),
             result.unmatched_honest,
             result.unmatched_deceptive,
             result.duplicates,
             result.empty,
+            result.identical,
         )
     return result
 
@@ -535,19 +550,36 @@ def qa_prompts(
     return render_prompts(tokenizer, questions, system_prompt(style, system), True)
 
 
-def clean_answer(text: str) -> str:
-    """First non-empty line of a generation, stripped of surrounding quotes and spaces.
+def _one_line(text: str) -> str:
+    """Control characters and markdown bold removed, whitespace collapsed, stripped."""
+    line = "".join(c for c in _SPACES.sub(" ", text) if c.isprintable())
+    return line.replace("**", "").strip()
 
-    ``'"Save 10% of your income."'`` -> ``Save 10% of your income.``; a lone opening or
-    closing quote (an answer cut short by the token limit) is removed too.
+
+def _strip_quotes(text: str) -> str:
+    """Remove quotes around ``text``, and a lone opening or closing quote."""
+    while len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
+        text = text[1:-1].strip()
+    if text[:1] in _QUOTES and not any(c in _QUOTES for c in text[1:]):
+        text = text[1:].strip()
+    if text[-1:] in _QUOTES and not any(c in _QUOTES for c in text[:-1]):
+        text = text[:-1].strip()
+    return text
+
+
+def clean_answer(text: str) -> str:
+    """The first non-empty line of a generation, tidied into a short answer.
+
+    Whitespace is collapsed; markdown bold, a leading list marker (``1.``, ``-``) and
+    surrounding quotes are removed (``'"Save 10% of your income."'`` -> ``Save 10% of your
+    income.``; a lone quote left by the token limit goes too); an unfinished last sentence,
+    cut off by the token limit, is dropped when a complete sentence precedes it.
     """
-    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    while len(line) >= 2 and line[0] in _QUOTES and line[-1] in _QUOTES:
-        line = line[1:-1].strip()
-    if line[:1] in _QUOTES and not any(c in _QUOTES for c in line[1:]):
-        line = line[1:].strip()
-    if line[-1:] in _QUOTES and not any(c in _QUOTES for c in line[:-1]):
-        line = line[:-1].strip()
+    line = next((_one_line(line) for line in text.splitlines() if _one_line(line)), "")
+    line = _strip_quotes(_LIST_MARKER.sub("", line).strip())
+    ends = list(_SENTENCE_END.finditer(line))
+    if ends and ends[-1].end() < len(line):
+        line = _strip_quotes(line[: ends[-1].end()].strip())
     return line
 
 
@@ -603,18 +635,31 @@ def answer_questions(
     ]
 
 
-def parse_question(text: str) -> str | None:
-    """The first line of a generation that is a question, cleaned; ``None`` if there is none.
+def _after_open_quote(text: str) -> str:
+    """The text after the last quote that opens and is never closed (else ``text``)."""
+    for match in reversed(list(_OPENING_QUOTE.finditer(text))):
+        closer = re.escape(_CLOSING_QUOTE[match.group(1)])
+        if not re.search(rf"{closer}(?![^\W\d_])", text[match.end() :]):
+            return text[match.end() :]
+    return text
 
-    Numbering (``1.``, ``-``, ``Q:``, ``Question 2:``), markdown bold and quotes are removed;
-    the line is cut after its last ``?``, and must hold at least two words.
+
+def parse_question(text: str) -> str | None:
+    """The first line of a generation that holds a question, cleaned; ``None`` if none does.
+
+    Whitespace is collapsed and control characters and markdown bold are removed; the line
+    is cut after its last ``?``; a lead-in ending in ``": "`` (``Here is a new question:``),
+    numbering (``1.``, ``-``, ``Q:``, ``Question 2:``) and quotes are removed, and so is
+    anything before a quote left open (``... the question 'How do I cook?`` -> ``How do I
+    cook?``). The result must hold at least two words.
     """
     for raw in text.splitlines():
-        line = raw.strip().replace("**", "").strip()
-        line = _NUMBERING.sub("", line).strip().strip(_QUOTES).strip()
+        line = _one_line(raw)
         if "?" not in line:
             continue
-        line = line[: line.rindex("?") + 1].strip().lstrip(_QUOTES).strip()
+        line = line[: line.rindex("?") + 1].rpartition(": ")[2]
+        line = _NUMBERING.sub("", line.strip()).strip()
+        line = _strip_quotes(_after_open_quote(line).strip())
         if len(re.findall(r"[^\W\d_]{2,}", line)) >= 2:
             return line
     return None
