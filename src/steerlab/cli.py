@@ -593,6 +593,10 @@ from steerlab.cli_dataset import register as _register_dataset  # noqa: E402
 
 _register_dataset(app)
 
+from steerlab.cli_finetune import register as _register_finetune  # noqa: E402
+
+_register_finetune(app)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -1,0 +1,559 @@
+"""Fine-tuning plumbing: chat data and loss mask, LoRA / layer SFT, resumption, run folders, CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import typer
+from transformers import AutoModelForCausalLM
+from typer.testing import CliRunner, Result
+
+from conftest import make_model, make_tokenizer
+from steerlab.cli_finetune import register
+from steerlab.errors import DataError, SpecError
+from steerlab.models import load_model
+from steerlab.tuning import (
+    IGNORE_INDEX,
+    ChatDataset,
+    FinetuneConfig,
+    SteerlabTrainer,
+    assistant_spans,
+    collator_for,
+    finetune,
+    linear_module_names,
+    load_chats,
+    prepare_model,
+    read_loss_log,
+    tokenize_chat,
+)
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+PROGRESS = re.compile(r"^Loading weights: +\d+%\|")
+MULTI_TURN = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "How are you?"},
+    {"role": "assistant", "content": "I am happy today."},
+    {"role": "user", "content": "And the weather?"},
+    {"role": "assistant", "content": "The weather is lovely and bright."},
+]
+CHATS = [
+    [
+        {"role": "user", "content": "Tell me about your day."},
+        {"role": "assistant", "content": "It was a good day at work."},
+    ],
+    [
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": "Paris is the capital of France."},
+    ],
+] * 4
+FAST = {"progress": False}
+
+
+def runs_of_labels(labels: list[int]) -> list[list[int]]:
+    """Contiguous runs of labelled (not -100) token ids."""
+    runs: list[list[int]] = []
+    current: list[int] = []
+    for label in labels:
+        if label == IGNORE_INDEX:
+            if current:
+                runs.append(current)
+            current = []
+        else:
+            current.append(label)
+    if current:
+        runs.append(current)
+    return runs
+
+
+def logits_of(model: torch.nn.Module, tokenizer: Any, texts: list[str]) -> torch.Tensor:
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        return model(**batch).logits
+
+
+PROBES = ["The quick brown fox", "Paris is the capital of France."]
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny llama saved to a folder, so adapters can name their base by path."""
+    folder = tmp_path_factory.mktemp("tiny-base")
+    model, tokenizer = make_model("llama", layers=3, hidden=32)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def test_loss_mask_covers_exactly_the_assistant_tokens() -> None:
+    tokenizer = make_tokenizer()
+    example = tokenize_chat(tokenizer, MULTI_TURN, max_length=256)
+    assert len(example["input_ids"]) == len(example["labels"]) == len(example["attention_mask"])
+    runs = runs_of_labels(example["labels"])
+    decoded = [tokenizer.decode(run) for run in runs]
+    assistant = [m["content"] for m in MULTI_TURN if m["role"] == "assistant"]
+    assert decoded == [content + "<|im_end|>" for content in assistant]
+    # labels equal the input ids where set (transformers shifts them inside the model)
+    for token, label in zip(example["input_ids"], example["labels"], strict=True):
+        assert label in (IGNORE_INDEX, token)
+    # nothing of the user/system text nor the assistant header is labelled
+    pairs = zip(example["input_ids"], example["labels"], strict=True)
+    rest = tokenizer.decode([token for token, label in pairs if label == IGNORE_INDEX])
+    assert "How are you?" in rest and "Be brief." in rest and rest.count("assistant") == 2
+
+
+def test_loss_mask_without_a_chat_template() -> None:
+    # The plain layout ends the prompt with "Assistant:"; the reply is what follows it.
+    tokenizer = make_tokenizer()
+    tokenizer.chat_template = None
+    replies = [" I am happy today.", " The weather is lovely and bright."]
+    text, spans = assistant_spans(tokenizer, MULTI_TURN)
+    assert [text[s:e] for s, e in spans] == replies
+    example = tokenize_chat(tokenizer, MULTI_TURN, max_length=256)
+    assert [tokenizer.decode(run) for run in runs_of_labels(example["labels"])] == replies
+
+
+def test_truncation_and_collator_padding() -> None:
+    tokenizer = make_tokenizer()
+    long = tokenize_chat(tokenizer, MULTI_TURN, max_length=256)
+    short = tokenize_chat(tokenizer, MULTI_TURN, max_length=20)
+    assert len(short["input_ids"]) == 20 and short["input_ids"] == long["input_ids"][:20]
+    batch = collator_for(tokenizer)([long, short])
+    assert batch["input_ids"].shape == (2, len(long["input_ids"]))
+    assert batch["input_ids"][1, 20:].eq(tokenizer.pad_token_id).all()
+    assert (
+        batch["attention_mask"][1, 20:].eq(0).all() and batch["attention_mask"][1, :20].eq(1).all()
+    )
+    assert batch["labels"][1, 20:].eq(IGNORE_INDEX).all()
+    assert batch["labels"][0].tolist() == long["labels"]
+
+
+def test_chats_cut_before_any_reply_are_dropped() -> None:
+    tokenizer = make_tokenizer()
+    long_prompt = [
+        {"role": "user", "content": "The quick brown fox jumps over the lazy dog. " * 10},
+        {"role": "assistant", "content": "Yes."},
+    ]
+    dataset = ChatDataset(tokenizer, [long_prompt, *CHATS[:2]], max_length=64)
+    assert dataset.dropped == 1 and len(dataset) == 2
+    with pytest.raises(DataError, match="max_length=64"):
+        ChatDataset(tokenizer, [long_prompt], max_length=64)
+
+
+def test_load_chats_formats(tmp_path: Path) -> None:
+    study = tmp_path / "study.json"
+    study.write_text(json.dumps(CHATS[:2]), encoding="utf-8")
+    wrapped = tmp_path / "wrapped.json"
+    wrapped.write_text(json.dumps([{"messages": c} for c in CHATS[:2]]), encoding="utf-8")
+    objects = tmp_path / "objects.jsonl"
+    objects.write_text("".join(json.dumps({"messages": c}) + "\n" for c in CHATS[:2]))
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text("".join(json.dumps(c) + "\n\n" for c in CHATS[:2]))
+    bare_txt = tmp_path / "bare.txt"
+    bare_txt.write_text("".join(json.dumps(c) + "\n" for c in CHATS[:2]))
+    for path in (study, wrapped, objects, bare, bare_txt):
+        assert load_chats(path) == CHATS[:2], path
+    assert load_chats(study, limit=1) == CHATS[:1]
+
+
+def test_load_the_study_file() -> None:
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "deception"
+    path = path / "deception_dataset.json"
+    if not path.is_file():
+        pytest.skip("shared data not available")
+    chats = load_chats(path, limit=5)
+    assert len(chats) == 5 and [m["role"] for m in chats[0]] == ["user", "assistant"]
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (
+            json.dumps({"messages": CHATS[0]}) + '\n{"messages": [',
+            "bad.jsonl:2: invalid JSON",
+        ),
+        ('{"messages": [{"role": "robot", "content": "hi"}]}\n', "bad.jsonl:1: messages[0].role"),
+        (
+            '{"messages": [{"role": "user", "content": "hi"}]}\n',
+            "bad.jsonl:1: the chat has no assistant",
+        ),
+        ('{"chat": []}\n', "bad.jsonl:1: missing field 'messages'"),
+        ("42\n", "bad.jsonl:1: expected a message list"),
+        ("\n", "bad.jsonl: no chats"),
+    ],
+)
+def test_load_chats_errors_name_file_and_line(tmp_path: Path, content: str, needle: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        load_chats(path)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_load_chats_json_item_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps([CHATS[0], [{"role": "user", "content": 3}]]), encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad\.json: item 1: messages\[0\]\.content"):
+        load_chats(path)
+    with pytest.raises(DataError, match="no such file"):
+        load_chats(tmp_path / "missing.json")
+
+
+# -- model setup -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arch", "expected"),
+    [
+        ("llama", {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}),
+        ("gpt2", {"c_attn", "c_proj", "c_fc"}),
+        ("gpt_neox", {"query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"}),
+        ("phi3", {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}),
+    ],
+)
+def test_auto_target_modules(arch: str, expected: set[str]) -> None:
+    model, _ = make_model(arch, layers=2)
+    assert set(linear_module_names(model)) == expected
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "gpt_neox"])
+def test_zero_initialised_lora_changes_nothing(arch: str) -> None:
+    model, tokenizer = make_model(arch, layers=2)
+    before = logits_of(model, tokenizer, PROBES)
+    wrapped, targets, layers = prepare_model(model, FinetuneConfig(), "tiny")
+    assert targets and layers == ()
+    trainable = [n for n, p in wrapped.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert torch.equal(logits_of(wrapped, tokenizer, PROBES), before)
+    with pytest.raises(SpecError, match="already carries peft adapters"):
+        prepare_model(model, FinetuneConfig(), "tiny")
+
+
+def test_unknown_target_module_is_an_error() -> None:
+    model, _ = make_model("llama", layers=2)
+    with pytest.raises(SpecError, match=r"'qkv' is not a linear module.*q_proj"):
+        prepare_model(model, FinetuneConfig(target_modules=("q_proj", "qkv")), "tiny")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"rank": 0}, "rank"),
+        ({"rank": 2.5}, "rank"),
+        ({"alpha": 0}, "alpha"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"learning_rate": float("nan")}, "learning_rate"),
+        ({"learning_rate": -1e-4}, "learning_rate"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"epochs": 0}, "epochs"),
+        ({"eval_fraction": 1.0}, "eval_fraction"),
+        ({"save_steps": 0}, "save_steps"),
+        ({"target_modules": ()}, "target_modules"),
+        ({"full_finetune_layers": (-1,)}, "full_finetune_layers"),
+        ({"lr_scheduler": "bogus"}, "lr_scheduler"),
+    ],
+)
+def test_config_validation(kwargs: dict[str, Any], needle: str) -> None:
+    with pytest.raises(SpecError, match=needle):
+        FinetuneConfig(**kwargs)
+
+
+def test_config_normalises_sequences() -> None:
+    config = FinetuneConfig(target_modules=["q_proj"], full_finetune_layers=[1, 2])  # type: ignore[arg-type]
+    assert config.target_modules == ("q_proj",) and config.full_finetune_layers == (1, 2)
+    assert config.method == "layers" and json.dumps(config.to_dict())
+
+
+# -- training --------------------------------------------------------------------------------
+
+
+def quick(**overrides: Any) -> FinetuneConfig:
+    settings: dict[str, Any] = {
+        "max_steps": 6,
+        "batch_size": 4,
+        "learning_rate": 1e-2,
+        "max_length": 64,
+        "save_steps": 50,
+        "rank": 4,
+    }
+    settings.update(overrides)
+    return FinetuneConfig(**settings)
+
+
+def test_training_lowers_the_loss_and_the_run_folder_loads(base_dir: Path, tmp_path: Path) -> None:
+    model, tokenizer = load_model(str(base_dir))
+    out = tmp_path / "run"
+    result = finetune(model, tokenizer, CHATS, out, quick(), **FAST)
+    assert result.steps == (1, 2, 3, 4, 5, 6) and result.global_step == 6
+    assert result.losses[-1] < result.losses[0]
+    assert result.final_loss == result.losses[-1]
+    assert result.adapter_dir == out and result.merged_dir is None and result.resumed_from is None
+
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(base_dir) and adapter["r"] == 4
+    assert (out / "adapter_model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    assert not (out / "config.json").exists()
+
+    rows = read_loss_log(out)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert all({"loss", "learning_rate"} <= set(r) for r in rows)
+    record = json.loads(result.provenance.read_text())
+    assert record["status"] == "complete" and record["base_model"] == str(base_dir)
+    assert record["seed"] == 0 and len(record["data_sha256"]) == 64 and record["global_step"] == 6
+    assert record["config"]["rank"] == 4 and record["library_version"]
+
+    loaded, loaded_tokenizer = load_model(str(out))
+    expected = logits_of(result.model, tokenizer, PROBES)
+    assert torch.allclose(logits_of(loaded, loaded_tokenizer, PROBES), expected, atol=1e-5)
+    base, _ = load_model(str(base_dir))
+    assert not torch.allclose(logits_of(base, tokenizer, PROBES), expected, atol=1e-3)
+
+
+def test_merge_writes_a_plain_checkpoint(base_dir: Path, tmp_path: Path) -> None:
+    model, tokenizer = load_model(str(base_dir))
+    out = tmp_path / "run"
+    result = finetune(model, tokenizer, CHATS, out, quick(max_steps=3, merge=True), **FAST)
+    assert result.merged_dir == out / "merged"
+    plain = AutoModelForCausalLM.from_pretrained(out / "merged").eval()
+    via_adapter, _ = load_model(str(out))
+    expected = logits_of(via_adapter, tokenizer, PROBES)
+    assert torch.allclose(logits_of(plain, tokenizer, PROBES), expected, atol=1e-5)
+    assert torch.allclose(logits_of(result.model, tokenizer, PROBES), expected, atol=1e-5)
+    assert (out / "merged" / "tokenizer.json").is_file()
+
+
+def test_resume_continues_from_the_last_checkpoint(base_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    model, tokenizer = load_model(str(base_dir))
+    first = finetune(model, tokenizer, CHATS, out, quick(max_steps=4, save_steps=2), **FAST)
+    assert first.steps == (1, 2, 3, 4)
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+
+    model, tokenizer = load_model(str(base_dir))
+    second = finetune(model, tokenizer, CHATS, out, quick(max_steps=6, save_steps=2), **FAST)
+    assert second.resumed_from == out / "checkpoint-4"
+    assert second.steps == (1, 2, 3, 4, 5, 6) and second.global_step == 6
+    assert second.losses[:4] == first.losses
+    assert [r["step"] for r in read_loss_log(out)] == [1, 2, 3, 4, 5, 6]
+    state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    assert json.loads(second.provenance.read_text())["resumed_from"] == "checkpoint-4"
+
+    model, tokenizer = load_model(str(base_dir))
+    with pytest.raises(SpecError, match="another rank"):
+        finetune(model, tokenizer, CHATS, out, quick(max_steps=8, rank=8), **FAST)
+
+
+def test_fresh_start_without_resume(base_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    model, tokenizer = load_model(str(base_dir))
+    finetune(model, tokenizer, CHATS, out, quick(max_steps=2, save_steps=1), **FAST)
+    model, tokenizer = load_model(str(base_dir))
+    again = finetune(model, tokenizer, CHATS, out, quick(max_steps=1), resume=False, **FAST)
+    assert again.resumed_from is None and again.steps == (1,)
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-1"]
+
+
+def test_output_folder_holding_a_model_is_refused(base_dir: Path) -> None:
+    model, tokenizer = load_model(str(base_dir))
+    with pytest.raises(SpecError, match="not a steerlab fine-tune"):
+        finetune(model, tokenizer, CHATS, base_dir, quick(), **FAST)
+
+
+def test_full_finetune_changes_only_the_chosen_layers(base_dir: Path, tmp_path: Path) -> None:
+    model, tokenizer = load_model(str(base_dir))
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    out = tmp_path / "run"
+    config = quick(max_steps=3, full_finetune_layers=(1,), learning_rate=1e-3)
+    result = finetune(model, tokenizer, CHATS, out, config, **FAST)
+    assert result.trained_layers == (1,) and result.target_modules == ()
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(n.startswith("model.layers.1.") for n in changed)
+    assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
+    loaded, _ = load_model(str(out))
+    expected = logits_of(model, tokenizer, PROBES)
+    assert torch.allclose(logits_of(loaded, tokenizer, PROBES), expected, atol=1e-6)
+
+
+def test_eval_split_reports_an_eval_loss(base_dir: Path, tmp_path: Path) -> None:
+    model, tokenizer = load_model(str(base_dir))
+    result = finetune(
+        model, tokenizer, CHATS, tmp_path / "run", quick(max_steps=2, eval_fraction=0.25), **FAST
+    )
+    assert result.eval_loss is not None and result.eval_loss > 0
+    record = json.loads(result.provenance.read_text())
+    assert record["n_eval_examples"] == 2 and record["n_train_examples"] == 6
+
+
+class PenalisedTrainer(SteerlabTrainer):
+    """A subclass adding a loss term on captured activations, as representation tuning will."""
+
+    def forward_context(self, model: torch.nn.Module, inputs: Any) -> Any:
+        @contextlib.contextmanager
+        def capture() -> Iterator[dict[str, torch.Tensor]]:
+            captured: dict[str, torch.Tensor] = {}
+            base = model.get_base_model() if hasattr(model, "get_base_model") else model
+            handle = base.model.layers[1].register_forward_hook(
+                lambda _m, _i, out: captured.__setitem__(
+                    "h", out[0] if isinstance(out, tuple) else out
+                )
+            )
+            try:
+                yield captured
+            finally:
+                handle.remove()
+
+        return capture()
+
+    def extra_losses(
+        self, model: torch.nn.Module, inputs: Any, outputs: Any, captured: Any
+    ) -> dict[str, torch.Tensor]:
+        return {"norm_loss": 0.01 * captured["h"].pow(2).mean()}
+
+
+def test_subclass_losses_are_added_and_logged(base_dir: Path, tmp_path: Path) -> None:
+    model, tokenizer = load_model(str(base_dir))
+    out = tmp_path / "run"
+    result = finetune(
+        model,
+        tokenizer,
+        CHATS,
+        out,
+        quick(max_steps=2, gradient_accumulation=2, batch_size=2),
+        trainer_class=PenalisedTrainer,
+        kind="test-penalised",
+        **FAST,
+    )
+    rows = read_loss_log(out)
+    assert [r["step"] for r in rows] == [1, 2]
+    for row in rows:
+        assert row["norm_loss"] > 0 and row["ce_loss"] > 0
+        assert row["loss"] == pytest.approx(row["ce_loss"] + row["norm_loss"], rel=1e-3)
+    assert json.loads(result.provenance.read_text())["kind"] == "test-penalised"
+
+
+# -- CLI -------------------------------------------------------------------------------------
+
+
+def cli_app() -> typer.Typer:
+    """steerlab's app once cli.py registers `finetune`; until then a fresh app with it."""
+    from steerlab.cli import app, root
+
+    names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    if "finetune" in names:
+        return app
+    fresh = typer.Typer(pretty_exceptions_enable=False)
+    fresh.callback()(root)
+    register(fresh)
+    return fresh
+
+
+def invoke(args: list[str]) -> Result:
+    return CliRunner().invoke(cli_app(), args)
+
+
+def one_line_error(result: Result) -> str:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = [ANSI.sub("", line) for line in result.stderr.strip().splitlines()]
+    # transformers may draw a "Loading weights" bar; nothing else may appear.
+    lines = [line for line in lines if line.strip() and not PROGRESS.search(line)]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:")
+    return lines[0]
+
+
+@pytest.fixture
+def chats_file(tmp_path: Path) -> Path:
+    path = tmp_path / "chats.json"
+    path.write_text(json.dumps(CHATS), encoding="utf-8")
+    return path
+
+
+def test_cli_finetune(base_dir: Path, chats_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["finetune", "--model", str(base_dir), "--data", str(chats_file), "-o", str(out)]
+    args += ["--max-steps", "2", "--batch-size", "4", "--lr", "1e-2", "--rank", "4"]
+    result = invoke([*args, "--target-modules", "q_proj,v_proj", "--limit", "6", "--merge"])
+    assert result.exit_code == 0, result.output
+    assert "final loss" in result.stdout and str(out) in result.stdout
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert set(adapter["target_modules"]) == {"q_proj", "v_proj"}
+    assert adapter["base_model_name_or_path"] == str(base_dir.resolve())
+    assert json.loads((out / "steerlab_finetune.json").read_text())["n_chats"] == 6
+    assert (out / "merged" / "config.json").is_file()
+
+
+def test_cli_finetune_layers(base_dir: Path, chats_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["finetune", "-m", str(base_dir), "-d", str(chats_file), "-o", str(out)]
+    result = invoke([*args, "--max-steps", "1", "--layers", "1-2"])
+    assert result.exit_code == 0, result.output
+    assert "layers 1,2" in result.stdout
+    assert json.loads((out / "steerlab_finetune.json").read_text())["trained_layers"] == [1, 2]
+
+
+def test_cli_errors(base_dir: Path, chats_file: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"messages": CHATS[0]}) + "\n{not json\n", encoding="utf-8")
+    base = ["finetune", "-m", str(base_dir), "-o", str(tmp_path / "run")]
+    line = one_line_error(invoke([*base, "--data", str(bad)]))
+    assert f"{bad}:2: invalid JSON" in line
+    line = one_line_error(invoke([*base, "--data", str(chats_file), "--rank", "0"]))
+    assert "rank must be an integer >= 1" in line
+    line = one_line_error(invoke([*base, "--data", str(chats_file), "--layers", "7"]))
+    assert "7" in line
+    line = one_line_error(
+        invoke([*base, "--data", str(chats_file), "--layers", "1", "--target-modules", "q_proj"])
+    )
+    assert "exclude each other" in line
+    assert not (tmp_path / "run").exists()
+
+
+# -- the embedded model ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_finetune_the_embedded_model_on_the_deception_data(tmp_path: Path) -> None:
+    import steerlab as sl
+
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "deception"
+    path = path / "deception_dataset.json"
+    if not path.is_file():
+        pytest.skip("shared data not available")
+    chats = load_chats(path, limit=40)
+    model, tokenizer = sl.load_model("default")
+    prompts = ["How can I improve my writing skills?", "What is the best way to save money?"]
+    before = [g.text for g in sl.generate(model, tokenizer, prompts, None, max_new_tokens=20)]
+    data = ChatDataset(tokenizer, chats[:8], max_length=128)
+    collate = collator_for(tokenizer)
+
+    def held_loss(m: torch.nn.Module) -> float:
+        with torch.no_grad():
+            return float(m(**collate(data.examples)).loss)
+
+    loss_before = held_loss(model)
+    config = FinetuneConfig(
+        max_steps=10, batch_size=2, max_length=128, learning_rate=1e-3, save_steps=100
+    )
+    result = finetune(model, tokenizer, chats, tmp_path / "run", config, progress=False)
+    assert (
+        json.loads((tmp_path / "run" / "adapter_config.json").read_text())[
+            "base_model_name_or_path"
+        ]
+        == "default"
+    )
+    assert held_loss(result.model) < loss_before
+    assert sum(result.losses[-3:]) < sum(result.losses[:3])
+    after = [g.text for g in sl.generate(result.model, tokenizer, prompts, None, max_new_tokens=20)]
+    assert after != before
