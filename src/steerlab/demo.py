@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from steerlab.data import builtin_pairs
+from steerlab.data import ContrastPair, builtin_pairs
 from steerlab.extract import extract
 from steerlab.generate import generate
 from steerlab.models import load_model
@@ -42,17 +42,17 @@ def run_demo(
     console = console or Console()
     started = time.perf_counter()
     console.rule("[bold]steerlab demo")
-    console.print(f"1/3 loading model [cyan]{model}[/]")
+    console.print(f"1/5 loading model [cyan]{model}[/]")
     loaded, tokenizer = load_model(model)
     pairs = builtin_pairs("happy_sad")
     train, held_out = pairs[:HELD_OUT_SPLIT], pairs[HELD_OUT_SPLIT:]
-    console.print(f"2/4 extracting a mood vector (mean_diff, all layers) from {len(train)} pairs")
+    console.print(f"2/5 extracting a mood vector (mean_diff, all layers) from {len(train)} pairs")
     vector = extract(loaded, tokenizer, train, method="mean_diff", layers="all", progress=True)
     path = vector.save(Path(output) / "happy_sad.safetensors")
     console.print(f"    saved {path}")
     coefficients = [-coefficient, 0.0, coefficient]
     console.print(
-        f"3/4 generating at coefficients {coefficients} x norm on layers {layers}, "
+        f"3/5 generating at coefficients {coefficients} x norm on layers {layers}, "
         f"{len(DEMO_PROMPTS)} prompts, one batched generate"
     )
     results = generate(
@@ -74,8 +74,48 @@ def run_demo(
         table.add_row(item.prompt, f"{item.coefficient:+g}", item.text)
     console.print(table)
     run_demo_sweep(loaded, tokenizer, vector, held_out, layers, coefficient, Path(output), console)
+    run_demo_finetune_diff(model, loaded, tokenizer, Path(output), console)
     console.print(f"done in {time.perf_counter() - started:.0f} s")
     return vector
+
+
+def run_demo_finetune_diff(
+    model_name: str, base: Any, tokenizer: Any, output: Path, console: Console
+) -> None:
+    """Fine-tune a copy on deceptive answers, then compare model-diff and contrastive vectors.
+
+    Uses the built-in honesty pairs: the deceptive answers become the fine-tuning chats, and
+    the same pairs (deceptive = positive) give the contrastive vector, so both vectors point
+    toward "more deceptive".
+    """
+    from steerlab.compare import compare
+    from steerlab.extract.model_diff import model_diff, question_examples
+    from steerlab.tuning.finetune import FinetuneConfig, finetune
+
+    pairs = builtin_pairs("honesty")
+    questions = [p.messages[-1][1] for p in pairs if p.messages]
+    chats = [
+        [{"role": "user", "content": q}, {"role": "assistant", "content": p.negative}]
+        for q, p in zip(questions, pairs, strict=True)
+    ]
+    console.print(
+        f"5/5 LoRA fine-tuning a copy on {len(chats)} deceptive answers (12 steps), then "
+        "model-diff vs contrastive vectors"
+    )
+    tuned, _ = load_model(model_name)
+    config = FinetuneConfig(max_steps=12, batch_size=4, learning_rate=1e-3, max_length=128)
+    result = finetune(tuned, tokenizer, chats, output / "deceptive-lora", config, resume=False)
+    console.print(f"    training loss {result.losses[0]:.3f} -> {result.final_loss:.3f}")
+    examples = question_examples(tokenizer, questions)
+    diff = model_diff(base, result.model, tokenizer, examples, "all", "last", progress=True)
+    flipped = [ContrastPair(p.negative, p.positive, p.messages) for p in pairs]
+    contrastive = extract(base, tokenizer, flipped, "mean_diff", "all", "last", progress=True)
+    diff.save(output / "model_diff.safetensors")
+    contrastive.save(output / "contrastive_deceptive.safetensors")
+    comparison = compare({"contrastive": contrastive, "model_diff": diff})
+    console.print(comparison.table())
+    comparison.save(output / "compare")
+    console.print(f"    wrote {output}/compare/cosine.csv, cosine.json, cosine.png/.svg")
 
 
 def run_demo_sweep(
@@ -109,7 +149,7 @@ def run_demo_sweep(
     top = 2 * coefficient
     coefficients = [round(top * k / 4, 6) for k in range(-4, 5)]
     console.print(
-        f"4/4 sweeping {len(coefficients)} coefficients ({-top:g}..{top:g} x norm): mood on "
+        f"4/5 sweeping {len(coefficients)} coefficients ({-top:g}..{top:g} x norm): mood on "
         f"{len(held_out)} held-out pairs, helpfulness on {len(knowledge.items)} questions"
     )
     folder = output / "sweep"
