@@ -86,7 +86,7 @@ FULL: dict[str, Any] = dict(
     extract_rounds=4,
     extract_budget=140.0,
     sweep_rounds=3,
-    sweep_budget=150.0,
+    sweep_budget=100.0,
 )
 QUICK: dict[str, Any] = dict(
     steer_rounds=3,
@@ -708,7 +708,7 @@ def bench_sweep(ctx: Context) -> BenchResult:
 
     model, tok, s = ctx.model, ctx.tokenizer, ctx.settings
     task = _sweep_task()
-    settings = {
+    settings: dict[str, Any] = {
         "layers": "all",
         "normalize": True,
         "batch_size": SWEEP_BATCH,

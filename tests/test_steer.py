@@ -256,3 +256,12 @@ def test_bad_operator_positions_and_missing_norms(llama):
         sl.steer(model, partial, 1.0, layers=[3]),
     ):
         pass
+
+
+def test_numpy_coefficients_are_per_row():
+    import numpy as np
+
+    from steerlab.steer import SteerSpec
+
+    assert SteerSpec(coefficient=np.array([1.0, 2.0, 3.0])).coefficient == (1.0, 2.0, 3.0)
+    assert SteerSpec(coefficient=2).coefficient == 2.0

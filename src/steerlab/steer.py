@@ -82,7 +82,7 @@ class SteerSpec:
     def __post_init__(self) -> None:
         values = coefficient_tensor(self.coefficient)
         # A scalar stays a scalar; a list (even of one) stays per-row.
-        per_row = isinstance(self.coefficient, Sequence | torch.Tensor)
+        per_row = not isinstance(self.coefficient, int | float)
         value = tuple(values.tolist()) if per_row else float(values[0])
         object.__setattr__(self, "coefficient", value)
         if isinstance(self.layers, list | range):
