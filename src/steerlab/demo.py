@@ -89,7 +89,7 @@ def run_demo_finetune_diff(
     toward "more deceptive".
     """
     from steerlab.compare import compare
-    from steerlab.extract.model_diff import model_diff, question_examples
+    from steerlab.extract.model_diff import answer_examples, model_diff
     from steerlab.tuning.finetune import FinetuneConfig, finetune
 
     pairs = builtin_pairs("honesty")
@@ -106,10 +106,11 @@ def run_demo_finetune_diff(
     config = FinetuneConfig(max_steps=12, batch_size=4, learning_rate=1e-3, max_length=128)
     result = finetune(tuned, tokenizer, chats, output / "deceptive-lora", config, resume=False)
     console.print(f"    training loss {result.losses[0]:.3f} -> {result.final_loss:.3f}")
-    examples = question_examples(tokenizer, questions)
-    diff = model_diff(base, result.model, tokenizer, examples, "all", "last", progress=True)
+    # Both vectors read the mean over the reply tokens of the same kind of text.
+    examples = answer_examples(tokenizer, chats)
+    diff = model_diff(base, result.model, tokenizer, examples, "all", "mean", progress=True)
     flipped = [ContrastPair(p.negative, p.positive, p.messages) for p in pairs]
-    contrastive = extract(base, tokenizer, flipped, "mean_diff", "all", "last", progress=True)
+    contrastive = extract(base, tokenizer, flipped, "mean_diff", "all", "mean", progress=True)
     diff.save(output / "model_diff.safetensors")
     contrastive.save(output / "contrastive_deceptive.safetensors")
     comparison = compare({"contrastive": contrastive, "model_diff": diff})
