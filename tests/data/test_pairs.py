@@ -421,7 +421,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_folder_is_not_a_file(tmp_path: Path) -> None:
     folder = tmp_path / "folder.jsonl"
     folder.mkdir()
-    _error(folder)
+    assert "no such file" in _error(folder)
 
 
 def test_not_utf8(tmp_path: Path) -> None:

@@ -107,10 +107,13 @@ def _pair_from_ab(obj: dict[str, Any], where: str) -> ContrastPair:
     return ContrastPair(positive, negative, (("user", question),))
 
 
-def _read_json_items(path: Path) -> Iterator[tuple[str, Any]]:
-    """Yield ``(where, object)`` lazily, so the first bad line is the one reported."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl" or (path.suffix != ".json" and not text.lstrip().startswith("[")):
+def json_records(path: Path, text: str, as_list: bool) -> Iterator[tuple[str, Any]]:
+    """Yield ``(where, object)`` for each JSONL line or JSON list item, lazily.
+
+    Lazily, so that a caller checking each object reports the first bad line. ``where`` is
+    ``FILE:LINE`` for JSONL and ``FILE: item N`` for a JSON list.
+    """
+    if not as_list:
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -125,9 +128,17 @@ def _read_json_items(path: Path) -> Iterator[tuple[str, Any]]:
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
     if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON list of objects")
+        raise DataError(f"{path}: expected a JSON list, got {type(data).__name__}")
     for i, item in enumerate(data):
         yield f"{path}: item {i}", item
+
+
+def _read_json_items(path: Path) -> Iterator[tuple[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    jsonl = path.suffix == ".jsonl" or (
+        path.suffix != ".json" and not text.lstrip().startswith("[")
+    )
+    return json_records(path, text, as_list=not jsonl)
 
 
 def load_pairs(path: str | os.PathLike[str], limit: int | None = None) -> list[ContrastPair]:

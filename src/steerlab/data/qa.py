@@ -46,7 +46,7 @@ from torch import nn
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from steerlab.chat import validate_messages
-from steerlab.data.pairs import ContrastPair
+from steerlab.data.pairs import ContrastPair, json_records
 from steerlab.errors import DataError, SpecError
 from steerlab.generate import generate, render_prompts
 from steerlab.provenance import atomic_write
@@ -244,24 +244,7 @@ def _looks_like_json_list(path: Path, text: str) -> bool:
 
 def _json_items(path: Path, text: str) -> Iterator[tuple[str, Any]]:
     """``(where, object)`` for every JSONL line or JSON list item, lazily."""
-    if not _looks_like_json_list(path, text):
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-            yield f"{path}:{number}", obj
-        return
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-    if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON list, got {type(data).__name__}")
-    for i, item in enumerate(data):
-        yield f"{path}: item {i}", item
+    return json_records(path, text, as_list=_looks_like_json_list(path, text))
 
 
 def _read_text(path: str | os.PathLike[str]) -> tuple[Path, str]:
