@@ -565,6 +565,82 @@ def compare(
 
 @app.command()
 @friendly_errors
+def matrix(
+    vectors: Annotated[
+        str, typer.Option("--vectors", help="Comma-separated vector files (NAME=PATH allowed).")
+    ],
+    prompts: Annotated[Path, typer.Option(help="Questions (text lines, JSONL or chat JSON).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (resumable).")],
+    model: ModelOpt = "default",
+    normalized_coefficients: Annotated[
+        str, typer.Option(help="Fractions of the activation norm (unit direction).")
+    ] = "0.05,0.1,0.2,0.4,0.8",
+    raw_coefficients: Annotated[str, typer.Option(help="Multiples of the raw vector.")] = (
+        "0.5,1,2,4,8"
+    ),
+    single_layer: Annotated[
+        int | None, typer.Option(help="Layer of the single-layer conditions (default: middle).")
+    ] = None,
+    no_ablate: Annotated[bool, typer.Option("--no-ablate", help="Skip ablation.")] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per output.")] = 32,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N prompts.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Rows per generate.")] = 32,
+    judge_url: Annotated[
+        str | None, typer.Option(help="Judge deception with an OpenAI-compatible endpoint.")
+    ] = None,
+    judge_model: Annotated[
+        str | None, typer.Option(help="Judge model: name at --judge-url, or a local path/id.")
+    ] = None,
+    judge_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the endpoint's API key.")
+    ] = "OPENAI_API_KEY",
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Steering matrix: vectors x add/subtract/ablate x normalised/raw x layer modes x grid."""
+    from steerlab.data.qa import read_questions
+    from steerlab.evaluate.matrix import DECEPTION_RUBRIC, MatrixSettings, steering_matrix
+    from steerlab.models import load_model
+    from steerlab.vector import SteeringVector
+
+    settings = MatrixSettings(
+        normalized_coefficients=tuple(parse_coefficients(normalized_coefficients)),
+        raw_coefficients=tuple(parse_coefficients(raw_coefficients)),
+        single_layer=single_layer,
+        ablate=not no_ablate,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+    )
+    loaded_vectors = {}
+    for item in (v.strip() for v in vectors.split(",") if v.strip()):
+        name, _, path = item.rpartition("=")
+        file = Path(path)
+        loaded_vectors[name or file.stem] = SteeringVector.load(file)
+    questions = read_questions(prompts)[:limit]
+    scorer = make_judge(judge_url, judge_model, judge_key_env, DECEPTION_RUBRIC, dtype, device)
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    result = steering_matrix(
+        loaded, tokenizer, loaded_vectors, questions, settings, scorer=scorer, output_dir=output
+    )
+    table = Table(title=f"steering matrix (rate scored +1 by {result.scorer})")
+    for column in ("vector", "operator", "norm", "layers", "coef", "rate", "median ppl"):
+        table.add_column(column)
+    for entry in result.summary():
+        table.add_row(
+            entry["vector"],
+            entry["operator"],
+            entry["normalization"],
+            entry["layers"],
+            f"{entry['coefficient']:g}",
+            f"{entry['rate']:.2f}",
+            f"{entry['median_perplexity']:.3g}",
+        )
+    console.print(table)
+    console.print(f"wrote {output}/results.jsonl, summary.csv, examples.md/.html, rates.png/.svg")
+
+
+@app.command()
+@friendly_errors
 def demo(
     model: ModelOpt = "default",
     coefficient: Annotated[
