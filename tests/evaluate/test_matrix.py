@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import make_model
 from typer.testing import CliRunner
 
 import steerlab as sl
+from conftest import make_model
 from steerlab.cli import app
 from steerlab.errors import SpecError
 from steerlab.evaluate.matrix import AnswerChangeScorer, MatrixSettings, steering_matrix
