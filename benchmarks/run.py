@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/run.py            # full suite (about 5-7 minutes on 2 cores)
-    .venv/bin/python benchmarks/run.py --quick    # fewer rounds, shorter generations (~2 min)
+    .venv/bin/python benchmarks/run.py            # full suite (about 7-9 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py --quick    # fewer rounds, shorter generations (a few min)
     .venv/bin/python benchmarks/run.py --only steer_overhead,extract --threads 1
 
 Every benchmark compares variants *within one run*: after a warm-up the variants are
@@ -17,11 +17,14 @@ machine; the ratios are what the targets are about.
 Results go to ``BENCHMARKS.md`` at the repository root, written atomically (temporary file,
 then ``os.replace``). Adding a benchmark: write a function ``(Context) -> BenchResult`` and
 append a :class:`Benchmark` to ``BENCHMARKS``; the writer renders every result alike.
+Benchmarks whose loop another library owns (the fine-tune's Trainer) time it from a
+callback that keeps the same :class:`Timings` (see :class:`_StepTimer`).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import math
 import os
@@ -39,11 +42,15 @@ from typing import Any
 
 import torch
 import transformers
+from transformers import TrainerCallback
 
 import steerlab
 from steerlab.data import pair_examples
+from steerlab.extract.model_diff import model_diff, question_examples
+from steerlab.layers import find_layers
 from steerlab.models import model_identity
 from steerlab.record import _collate, tokenize_examples
+from steerlab.tuning.finetune import FinetuneConfig, SteerlabTrainer, finetune
 from steerlab.vector import SteeringVector, VectorMetadata
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +80,10 @@ class Settings:
     extract_budget: float
     sweep_rounds: int  # benchmark 4: rounds of (batched sweep, one sweep per coefficient)
     sweep_budget: float
+    finetune_rounds: int  # benchmark 5: rounds of (LoRA training step, plain forward pass)
+    finetune_budget: float
+    diff_rounds: int  # benchmark 6: rounds of (model_diff, two plain passes, two decoder passes)
+    diff_budget: float
     threads: int  # 0 = choose per benchmark from the machine's load
 
 
@@ -87,6 +98,10 @@ FULL: dict[str, Any] = dict(
     extract_budget=140.0,
     sweep_rounds=3,
     sweep_budget=100.0,
+    finetune_rounds=16,
+    finetune_budget=80.0,
+    diff_rounds=3,
+    diff_budget=80.0,
 )
 QUICK: dict[str, Any] = dict(
     steer_rounds=3,
@@ -99,6 +114,10 @@ QUICK: dict[str, Any] = dict(
     extract_budget=60.0,
     sweep_rounds=1,
     sweep_budget=60.0,
+    finetune_rounds=5,
+    finetune_budget=25.0,
+    diff_rounds=1,
+    diff_budget=25.0,
 )
 
 
@@ -124,6 +143,8 @@ class BenchResult:
     rows: list[list[str]]
     checks: list[Check]
     notes: list[str] = field(default_factory=list)
+    # Measured values with no target, also listed in the summary: (label, value as text).
+    info: list[tuple[str, str]] = field(default_factory=list)
     rounds: str = ""  # e.g. "7 of 7 clean"
     threads: str = ""
     wall_s: float = 0.0
@@ -840,11 +861,441 @@ def _sweep_memory(ctx: Context) -> list[tuple[int, float]]:
     return out
 
 
+# ----------------------------------------------------------------------------------------
+# Benchmark 5: LoRA fine-tuning throughput
+# ----------------------------------------------------------------------------------------
+FINETUNE_BATCH = 4
+FINETUNE_MAX_LENGTH = 128
+FINETUNE_WARMUP_STEPS = 2  # the first steps set up the optimiser state and autograd
+
+
+def _honesty_chats() -> list[list[dict[str, str]]]:
+    """One chat per builtin honesty pair: its question, answered with the negative reply."""
+    return [
+        [
+            {"role": "user", "content": pair.messages[-1][1]},
+            {"role": "assistant", "content": pair.negative},
+        ]
+        for pair in steerlab.builtin_pairs("honesty")
+        if pair.messages
+    ]
+
+
+class _StepTimer(TrainerCallback):
+    """Times each optimiser step of a fine-tune, interleaved with a plain forward pass.
+
+    A step is what the Trainer does between ``on_step_begin`` and ``on_step_end``: forward
+    with the loss, backward, gradient clipping, the AdamW update and the scheduler step
+    (the batch is already collated; logging comes after). Each round pairs one step with a
+    no-grad forward pass of the untouched base model on the very same batch, run after the
+    step in even rounds and before it in odd ones. Rounds are clean or contended as in
+    :func:`interleaved`, which this mirrors for a loop the Trainer owns: it asks the
+    Trainer to stop once ``rounds`` clean rounds are done, after ``3 * rounds`` rounds, or
+    when the next round would overrun the budget (counted from ``start``).
+    """
+
+    STEP = "LoRA training step (forward + backward + AdamW)"
+    FORWARD = "plain forward pass (base model, no grad, same batch)"
+
+    def __init__(
+        self, base: Any, rounds: int, budget_s: float, start: float, *, adaptive: bool
+    ) -> None:
+        self.base = base
+        self.rounds = rounds
+        self.budget_s = budget_s
+        self.start = start
+        self.adaptive = adaptive
+        self.batch: dict[str, torch.Tensor] | None = None  # set by the trainer per step
+        self.timings = Timings([self.STEP, self.FORWARD], rounds, _allowance())
+        self.tokens: list[int] = []  # non-pad tokens of each round's batch
+        self.padded: list[int] = []
+        self.warmup: list[float] = []  # wall time of the warm-up steps
+        self.all_steps: list[float] = []  # wall time of every step (discarded rounds too)
+        self.forward_total = 0.0  # seconds spent in forward passes (inside the fine-tune)
+        self.durations: list[float] = []
+        self._samples: dict[str, Sample] = {}
+        self._before: tuple[float, float] | None = None
+        self._t0 = 0.0
+        self._index = 0
+        self._last_end: float | None = None
+
+    def _forward(self) -> Sample:
+        assert self.batch is not None
+        gc.collect()
+        before = _cpu_snapshot()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            self.base(
+                input_ids=self.batch["input_ids"],
+                attention_mask=self.batch["attention_mask"],
+                use_cache=False,
+            )
+        wall = time.perf_counter() - t0
+        self.forward_total += wall
+        return Sample(wall, foreign_cores(before, wall))
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._samples = {}
+        self._index = int(state.global_step)  # 0-based index of this step
+        if self._index >= FINETUNE_WARMUP_STEPS and len(self.timings.rounds) % 2 == 1:
+            self._samples[self.FORWARD] = self._forward()
+        gc.collect()
+        self._before = _cpu_snapshot()
+        self._t0 = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        wall = time.perf_counter() - self._t0
+        step = Sample(wall, foreign_cores(self._before, wall))
+        self.all_steps.append(wall)
+        if self._index < FINETUNE_WARMUP_STEPS:
+            self.warmup.append(wall)
+            self._forward()  # warms up the baseline too
+            log(f"  warm-up: training step {self._index + 1} ({wall:.2f}s)")
+            self._last_end = time.perf_counter()
+            return
+        self._samples[self.STEP] = step
+        if self.FORWARD not in self._samples:
+            self._samples[self.FORWARD] = self._forward()
+        now = time.perf_counter()
+        if self._last_end is not None:
+            self.durations.append(now - self._last_end)
+        self._last_end = now
+        samples = {n: self._samples[n] for n in self.timings.names}
+        self.timings.rounds.append(samples)
+        assert self.batch is not None
+        self.tokens.append(int(self.batch["attention_mask"].sum()))
+        self.padded.append(int(self.batch["input_ids"].numel()))
+        clean = self.timings.is_clean(samples)
+        summary = ", ".join(
+            f"{n.split(' (', 1)[0]} {samples[n].wall:.2f}s (other {samples[n].foreign:.2f} cores)"
+            for n in self.timings.names
+        )
+        r = len(self.timings.rounds)
+        log(f"  round {r} [{'clean' if clean else 'CONTENDED'}]: {summary}")
+        threads = torch.get_num_threads()
+        if not clean and self.adaptive and threads > 1:
+            torch.set_num_threads(1)
+            note = (
+                f"Other processes became busy during round {r} (run with {threads} threads); "
+                "its rounds were discarded and the benchmark went on with 1 thread."
+            )
+            log(f"  {note}")
+            self.timings = Timings(self.timings.names, self.rounds, _allowance(), notes=[note])
+            self.tokens, self.padded, self.durations = [], [], []
+            return
+        done = len(self.timings.clean) >= self.rounds or len(self.timings.rounds) >= 3 * self.rounds
+        elapsed = time.perf_counter() - self.start
+        if (
+            not done
+            and self.durations
+            and elapsed + statistics.median(self.durations) > self.budget_s
+        ):
+            log(f"  time budget of {self.budget_s:.0f} s reached")
+            done = True
+        if done:
+            control.should_training_stop = True
+
+    def used_tokens(self) -> tuple[int, int]:
+        """(non-pad, padded) tokens of the rounds the medians use."""
+        used = [
+            (t, p)
+            for rnd, t, p in zip(self.timings.rounds, self.tokens, self.padded, strict=True)
+            if not self.timings.clean or self.timings.is_clean(rnd)
+        ]
+        return sum(t for t, _ in used), sum(p for _, p in used)
+
+
+def _timed_trainer(timer: _StepTimer) -> type[SteerlabTrainer]:
+    """A :class:`SteerlabTrainer` that reports each batch and step to ``timer``."""
+
+    class TimedTrainer(SteerlabTrainer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.add_callback(timer)
+
+        def get_batch_samples(self, *args: Any, **kwargs: Any) -> Any:
+            batches, n_items = super().get_batch_samples(*args, **kwargs)
+            if batches:  # one batch per step (no gradient accumulation)
+                timer.batch = batches[0]
+            return batches, n_items
+
+    return TimedTrainer
+
+
+def bench_finetune_throughput(ctx: Context) -> BenchResult:
+    s = ctx.settings
+    start = time.perf_counter()
+    chats = _honesty_chats()
+    config = FinetuneConfig(
+        # An upper bound (3 x rounds, twice if the rounds restart with 1 thread): the timer
+        # stops training once it has its clean rounds or the budget is spent.
+        max_steps=FINETUNE_WARMUP_STEPS + 6 * s.finetune_rounds,
+        batch_size=FINETUNE_BATCH,
+        max_length=FINETUNE_MAX_LENGTH,
+        save_steps=10_000,
+        learning_rate=1e-4,
+    )
+    timer = _StepTimer(
+        ctx.model, s.finetune_rounds, s.finetune_budget, start, adaptive=not s.threads
+    )
+    # Training needs autograd: leave the suite's inference mode. peft changes the model it
+    # wraps in place, so the fine-tune gets a fresh copy and ctx.model stays untouched.
+    with torch.inference_mode(False), tempfile.TemporaryDirectory() as folder:
+        t0 = time.perf_counter()
+        fresh, _ = steerlab.load_model("default")
+        load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = finetune(
+            fresh,
+            ctx.tokenizer,
+            chats,
+            folder,
+            config,
+            progress=False,
+            resume=False,
+            trainer_class=_timed_trainer(timer),
+        )
+        finetune_s = time.perf_counter() - t0
+        del fresh, result
+    gc.collect()
+    timings = timer.timings
+    if not timings.rounds:
+        raise RuntimeError("the fine-tune ended before any timed step")
+    step_name, fwd_name = _StepTimer.STEP, _StepTimer.FORWARD
+    tokens, padded = timer.used_tokens()
+    step_total = sum(timings.times(step_name))
+    fwd_total = sum(timings.times(fwd_name))
+    throughput = tokens / step_total
+    ratios = timings.ratios(step_name, fwd_name)
+    r = float(statistics.median(ratios))
+    n_used = len(timings.used)
+    rows = [
+        [
+            step_name,
+            f"{timings.median(step_name):.3f}",
+            f"{throughput:.0f}",
+            f"{r:.2f}",
+            spread(ratios, "{:.2f}"),
+            f"{timings.best_ratio(step_name, fwd_name):.2f}",
+            "-",
+            "info only",
+        ],
+        [
+            fwd_name,
+            f"{timings.median(fwd_name):.3f}",
+            f"{tokens / fwd_total:.0f}",
+            "1.00",
+            "-",
+            "-",
+            "-",
+            "baseline",
+        ],
+    ]
+    overhead = finetune_s - sum(timer.all_steps) - timer.forward_total
+    notes = [
+        *timings.notes,
+        f"Data: {len(chats)} chats (builtin honesty questions answered with the pair's "
+        f"negative reply), batch {FINETUNE_BATCH}, max_length {FINETUNE_MAX_LENGTH}, "
+        f"shuffled by the Trainer; the {n_used} steps used processed {tokens} non-pad tokens "
+        f"({padded} with padding, {tokens / n_used:.0f} non-pad tokens per step on average).",
+        f"Tokens/s = non-pad tokens of the steps used / their summed step time. The "
+        f"{FINETUNE_WARMUP_STEPS} warm-up steps (first optimiser step, lazy set-up: "
+        + ", ".join(f"{w:.2f}s" for w in timer.warmup)
+        + ") are left out.",
+        f"The `finetune` call took {finetune_s:.1f} s in all for {len(timer.all_steps)} "
+        f"steps: {sum(timer.all_steps):.1f} s of steps (warm-up included), "
+        f"{timer.forward_total:.1f} s of baseline forward passes run from the timing "
+        f"callback, and {overhead:.1f} s of "
+        "set-up and saving (LoRA injection, tokenising the chats, Trainer set-up, per-step "
+        f"logging, writing the adapter). Loading the fresh model copy took {load_s:.1f} s "
+        "(not counted).",
+        "The forward pass uses the base model without LoRA layers, so the ratio also "
+        "contains the LoRA layers' forward cost, not only backward and optimiser.",
+    ]
+    return BenchResult(
+        key="finetune_throughput",
+        title="5. LoRA fine-tuning throughput",
+        description=(
+            "`finetune(copy, tok, chats, tmpdir, FinetuneConfig(max_steps=..., "
+            f"batch_size={FINETUNE_BATCH}, max_length={FINETUNE_MAX_LENGTH}, save_steps=10000, "
+            "learning_rate=1e-4), progress=False, resume=False)` on a fresh copy of the "
+            "model (LoRA rank 8 on every linear projection of the decoder blocks; "
+            "assistant-only loss). A Trainer callback times each optimiser step and, "
+            "interleaved with it, a no-grad `model(input_ids, attention_mask, use_cache=False)` "
+            "of the base model on the same batch. Ratio = step time / forward time of the same "
+            "batch, median over the clean rounds. No target: reported for information."
+        ),
+        columns=[
+            "variant",
+            "median time (s)",
+            "non-pad tokens/s",
+            "time ratio (step / forward)",
+            "ratio range",
+            "ratio of best times",
+            "target",
+            "result",
+        ],
+        rows=rows,
+        checks=[],
+        notes=notes,
+        info=[
+            ("LoRA fine-tuning throughput (non-pad tokens/s)", f"{throughput:.0f}"),
+            ("training step time / forward pass time", f"{r:.2f}"),
+        ],
+        rounds=timings.describe(),
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Benchmark 6: model-diff extraction vs two plain forward passes
+# ----------------------------------------------------------------------------------------
+DIFF_BATCH = 16
+DIFF_QUESTIONS = 64
+
+
+def _perturbed_copy(model: Any, seed: int = 0) -> tuple[Any, int]:
+    """A deep copy of ``model`` with noise added to one weight of its middle layer."""
+    with torch.inference_mode(False), torch.no_grad():
+        tuned = copy.deepcopy(model)
+        layer_map = find_layers(tuned)
+        layer = len(layer_map.blocks) // 2
+        weight = next(p for p in layer_map.blocks[layer].parameters() if p.ndim == 2)
+        gen = torch.Generator().manual_seed(seed)
+        weight.add_(torch.randn(weight.shape, generator=gen) * 1e-2 * float(weight.std()))
+    return tuned, layer
+
+
+def bench_diff_cost(ctx: Context) -> BenchResult:
+    model, tok, s = ctx.model, ctx.tokenizer, ctx.settings
+    tuned, changed = _perturbed_copy(model)
+    questions = [
+        pair.messages[-1][1] for pair in steerlab.builtin_pairs("honesty") if pair.messages
+    ][:DIFF_QUESTIONS]
+    examples = question_examples(tok, questions)
+    # The batches record() builds: tokenised without padding, sorted by length.
+    tokenized = tokenize_examples(tok, examples, None)
+    order = sorted(range(len(examples)), key=lambda i: len(tokenized[i][0]))
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    batches = [
+        _collate([tokenized[i] for i in order[start : start + DIFF_BATCH]], pad_id)
+        for start in range(0, len(order), DIFF_BATCH)
+    ]
+    n_tokens = sum(int(b.attention_mask.sum()) for b in batches)
+    n_padded = sum(b.input_ids.numel() for b in batches)
+    n_layers = model_identity(model).num_layers
+    decoders = (model.get_decoder(), tuned.get_decoder())
+    vectors: list[SteeringVector] = []
+
+    def diff(items: Sequence[Any] = examples) -> None:
+        vectors[:] = [
+            model_diff(
+                model, tuned, tok, items, "all", "last", batch_size=DIFF_BATCH, progress=False
+            )
+        ]
+
+    def passes(nets: Sequence[Any], few: int | None = None) -> Callable[[], None]:
+        def run() -> None:
+            for net in nets:
+                for b in batches[:few]:
+                    net(input_ids=b.input_ids, attention_mask=b.attention_mask, use_cache=False)
+
+        return run
+
+    d_name = f"model_diff ({n_layers} layers, position last)"
+    p_name = "plain passes: base + tuned (model(...), with LM head)"
+    o_name = "decoder-only passes: base + tuned (no LM head) [info]"
+    variants = {d_name: diff, p_name: passes((model, tuned)), o_name: passes(decoders)}
+    warm = {
+        "model_diff (8 questions)": lambda: diff(examples[:8]),
+        "plain passes (1 batch each)": passes((model, tuned), 1),
+        "decoder-only passes (1 batch each)": passes(decoders, 1),
+    }
+    timings = interleaved(
+        variants, s.diff_rounds, s.diff_budget, adaptive=not s.threads, warmup=warm
+    )
+    ratios = timings.ratios(d_name, p_name)
+    r = float(statistics.median(ratios))
+    c = check(
+        "model_diff time / (base pass + tuned pass)",
+        r,
+        1.0,
+        at_most=True,
+        reliable=timings.reliable,
+    )
+    info = timings.ratios(d_name, o_name)
+    rows = []
+    for name in variants:
+        t = timings.median(name)
+        row = [name, f"{t:.3f}", f"{2 * n_tokens / t:.0f}"]
+        if name == d_name:
+            best = timings.best_ratio(d_name, p_name)
+            row += [f"{r:.3f}", spread(ratios), f"{best:.3f}", c.target, verdict(c)]
+        elif name == p_name:
+            row += ["1.000", "-", "-", "-", "baseline"]
+        else:
+            best = timings.best_ratio(d_name, o_name)
+            row += [
+                f"model_diff / this: {statistics.median(info):.3f}",
+                spread(info),
+                f"{best:.3f}",
+                "-",
+                "info only",
+            ]
+        rows.append(row)
+    norms = vectors[0].directions if vectors else {}
+    before = max((float(v.norm()) for k, v in norms.items() if k < changed), default=math.nan)
+    after = [float(v.norm()) for k, v in norms.items() if k >= changed]
+    notes = [
+        *timings.notes,
+        f"{len(examples)} questions (builtin honesty prompts as chat prompts ending at the "
+        f"assistant header), {len(batches)} batches of {DIFF_BATCH} per model; {n_tokens} "
+        f"real tokens per model ({n_padded} with padding). Tokens/s counts both models.",
+        "The tuned model is a deep copy of the base with Gaussian noise (1% of the weights' "
+        f"standard deviation) added to one weight matrix of layer {changed} (the cost does "
+        "not depend on the weights). Sanity check of the last vector: largest difference "
+        f"norm before layer {changed} {before:.2e}, mean from layer {changed} on "
+        f"{statistics.mean(after) if after else math.nan:.2e}.",
+        "`model_diff` includes tokenising the prompts (with offsets), the recording hooks, "
+        "the reduction to the last token and averaging the differences; the baselines get "
+        "pre-built batches. Recording stops after the deepest requested layer and so skips "
+        "the final norm and the LM head (49152 x 576), which the plain passes run; the "
+        "decoder-only row shows the ratio without that advantage.",
+    ]
+    return BenchResult(
+        key="diff_cost",
+        title=f"6. Model-diff extraction ({n_layers} layers) vs two plain forward passes",
+        description=(
+            f"`model_diff(base, tuned, tok, question_examples(tok, questions), 'all', 'last', "
+            f"progress=False)` on {len(examples)} questions vs plain forward passes of both "
+            f"models over the same batches (built with `tokenize_examples` and `_collate`, "
+            f"sorted by length, batch {DIFF_BATCH}, `use_cache=False`, as `record` does). "
+            "Ratio = model_diff time / (base pass + tuned pass) time of the same round, "
+            "median over the clean rounds."
+        ),
+        columns=[
+            "variant",
+            "median time (s)",
+            "real tokens/s (both models)",
+            "time ratio",
+            "ratio range",
+            "ratio of best times",
+            "target",
+            "result",
+        ],
+        rows=rows,
+        checks=[c],
+        notes=notes,
+        rounds=timings.describe(),
+    )
+
+
 BENCHMARKS: list[Benchmark] = [
     Benchmark("steer_overhead", bench_steer_overhead),
     Benchmark("batched_coefficients", bench_batched_coefficients),
     Benchmark("extract", bench_extract),
     Benchmark("sweep", bench_sweep),
+    Benchmark("finetune_throughput", bench_finetune_throughput),
+    Benchmark("diff_cost", bench_diff_cost),
 ]
 
 
@@ -961,18 +1412,13 @@ def render(
     lines += ["", "## Machine", ""]
     lines += _table(["", ""], [[k, v] for k, v in facts])
     lines += ["", "## Summary", ""]
-    summary = [
-        [
-            res.title.split(" ", 1)[0].rstrip("."),
-            c.label,
-            f"{c.ratio:.3f}",
-            c.target,
-            verdict(c),
-            res.threads.split(" ", 1)[0],
+    summary = []
+    for res in results:
+        number, threads = res.title.split(" ", 1)[0].rstrip("."), res.threads.split(" ", 1)[0]
+        summary += [
+            [number, c.label, f"{c.ratio:.3f}", c.target, verdict(c), threads] for c in res.checks
         ]
-        for res in results
-        for c in res.checks
-    ]
+        summary += [[number, label, value, "-", "info only", threads] for label, value in res.info]
     lines += _table(["#", "check", "measured", "target", "result", "threads"], summary)
     for res in results:
         lines += ["", f"## {res.title}", "", res.description, ""]
