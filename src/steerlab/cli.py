@@ -100,6 +100,16 @@ DtypeOpt = Annotated[
     str | None, typer.Option("--dtype", help="float32, bfloat16, float16 or auto.")
 ]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, mps...")]
+JudgeUrlOpt = Annotated[
+    str | None,
+    typer.Option(help="Score outputs with a judge at this OpenAI-compatible endpoint (base URL)."),
+]
+JudgeModelOpt = Annotated[
+    str | None, typer.Option(help="Judge model: name at --judge-url, or a local path/id.")
+]
+JudgeKeyEnvOpt = Annotated[
+    str, typer.Option(help="Environment variable holding the endpoint's API key.")
+]
 LayersPathOpt = Annotated[
     str | None,
     typer.Option("--layers-path", help="Dotted path of the decoder block list, if not found."),
@@ -325,16 +335,9 @@ def sweep(
     samples: Annotated[
         int, typer.Option(help="Samples per prompt for sampled behaviour / answers.")
     ] = 4,
-    judge_url: Annotated[
-        str | None,
-        typer.Option(help="Score sampled responses with an OpenAI-compatible endpoint (base URL)."),
-    ] = None,
-    judge_model: Annotated[
-        str | None, typer.Option(help="Judge model: name at --judge-url, or a local path/id.")
-    ] = None,
-    judge_key_env: Annotated[
-        str, typer.Option(help="Environment variable holding the endpoint's API key.")
-    ] = "OPENAI_API_KEY",
+    judge_url: JudgeUrlOpt = None,
+    judge_model: JudgeModelOpt = None,
+    judge_key_env: JudgeKeyEnvOpt = "OPENAI_API_KEY",
     judge_rubric: Annotated[
         str | None, typer.Option(help="What the judge looks for (the aligned behaviour).")
     ] = None,
@@ -585,15 +588,9 @@ def matrix(
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per output.")] = 32,
     limit: Annotated[int | None, typer.Option(help="Use only the first N prompts.")] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per generate.")] = 32,
-    judge_url: Annotated[
-        str | None, typer.Option(help="Judge deception with an OpenAI-compatible endpoint.")
-    ] = None,
-    judge_model: Annotated[
-        str | None, typer.Option(help="Judge model: name at --judge-url, or a local path/id.")
-    ] = None,
-    judge_key_env: Annotated[
-        str, typer.Option(help="Environment variable holding the endpoint's API key.")
-    ] = "OPENAI_API_KEY",
+    judge_url: JudgeUrlOpt = None,
+    judge_model: JudgeModelOpt = None,
+    judge_key_env: JudgeKeyEnvOpt = "OPENAI_API_KEY",
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
 ) -> None:

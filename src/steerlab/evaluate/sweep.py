@@ -101,30 +101,40 @@ class SweepResult:
                 out["helpfulness"] = h_fit.to_dict()
             except FitError as exc:
                 out["helpfulness"] = {"error": str(exc)}
-        if b_fit is not None and h_fit is not None and b_choice and h_choice:
-            rb, vb, _, _ = series(self.rows, *b_choice)
-            rh, vh, _, _ = series(self.rows, *h_choice)
-            if list(rb) == list(rh):
-                sign = 1 if b_fit.delta_lambda >= 0 else -1
-                try:
-                    out["tradeoff"] = fit_tradeoff(rb, vb, vh, sign=sign).to_dict()
-                except FitError as exc:
-                    out["tradeoff"] = {"error": str(exc)}
+        if b_fit is not None and h_fit is not None:
+            try:
+                tradeoff = self._tradeoff(b_choice, h_choice)
+                if tradeoff is not None:
+                    out["tradeoff"] = tradeoff.to_dict()
+            except FitError as exc:
+                out["tradeoff"] = {"error": str(exc)}
         return out
 
-    def tradeoff_fit(self) -> TradeoffFit | None:
-        """The full :class:`TradeoffFit` when both curves fit, else None."""
-        b_choice = self._pick("behavior", "B_likelihood", None)
-        h_choice = self._pick("helpfulness", "p_correct", None)
+    def _tradeoff(
+        self, b_choice: tuple[str, str] | None, h_choice: tuple[str, str] | None
+    ) -> TradeoffFit | None:
+        """Both fits on the shared coefficients; None when a curve is missing or they differ.
+
+        Raises:
+            FitError: when a curve cannot be fitted.
+        """
         if b_choice is None or h_choice is None:
             return None
         rb, vb, _, _ = series(self.rows, *b_choice)
         rh, vh, _, _ = series(self.rows, *h_choice)
         if list(rb) != list(rh):
             return None
+        # Alignment rises on the side where the fitted slope points.
+        sign = 1 if fit_behavior(rb, vb).delta_lambda >= 0 else -1
+        return fit_tradeoff(rb, vb, vh, sign=sign)
+
+    def tradeoff_fit(self) -> TradeoffFit | None:
+        """The full :class:`TradeoffFit` of the default curves when both fit, else None."""
         try:
-            b_fit = fit_behavior(rb, vb)
-            return fit_tradeoff(rb, vb, vh, sign=1 if b_fit.delta_lambda >= 0 else -1)
+            return self._tradeoff(
+                self._pick("behavior", "B_likelihood", None),
+                self._pick("helpfulness", "p_correct", None),
+            )
         except FitError:
             return None
 
