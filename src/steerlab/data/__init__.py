@@ -1,4 +1,4 @@
-"""Data loaders: contrastive pairs (JSONL, CAA A/B JSON) and the built-in small sets."""
+"""Data loaders: contrastive pairs (JSONL, CAA A/B JSON), evaluation sets, honesty chats."""
 
 from steerlab.data.evalsets import (
     ABItem,
@@ -15,6 +15,16 @@ from steerlab.data.evalsets import (
     load_task_data,
     load_truthfulqa_mc,
 )
+from steerlab.data.honesty import (
+    COMPLETIONS,
+    DEFAULT_QUESTION,
+    INSTRUCTIONS,
+    HonestyTemplates,
+    held_out,
+    honesty_chats,
+    load_facts,
+    split_statements,
+)
 from steerlab.data.pairs import (
     ContrastPair,
     builtin_pairs,
@@ -26,16 +36,23 @@ from steerlab.data.pairs import (
 )
 
 __all__ = [
+    "COMPLETIONS",
+    "DEFAULT_QUESTION",
+    "INSTRUCTIONS",
     "ABItem",
     "ContrastPair",
     "HarmfulPrompt",
+    "HonestyTemplates",
     "MultipleChoiceItem",
     "Statement",
     "StereoSetItem",
     "TruthfulQAMCItem",
     "builtin_pairs",
     "builtin_path",
+    "held_out",
+    "honesty_chats",
     "load_ab",
+    "load_facts",
     "load_harmful",
     "load_mmlu",
     "load_pairs",
@@ -46,4 +63,5 @@ __all__ = [
     "pair_examples",
     "pairs_from_ab",
     "pairs_sha256",
+    "split_statements",
 ]

@@ -18,7 +18,12 @@ from steerlab.evaluate.tasks import (
 )
 
 _GENERIC_STEMS = {"test_ab", "test", "generate", "train", "data", "dataset", "harmful_train"}
-BUILTIN_EVAL_SETS = {"honesty_ab": "honesty_ab.json", "general_mc": "general_mc.jsonl"}
+BUILTIN_EVAL_SETS = {
+    "honesty_ab": "honesty_ab.json",
+    "general_mc": "general_mc.jsonl",
+    "facts": "facts.csv",
+    "general_text": "general_text.jsonl",
+}
 
 
 def resolve_path(path: str) -> str:
