@@ -32,6 +32,7 @@ from steerlab.tuning import (
     prepare_model,
     read_loss_log,
     tokenize_chat,
+    training_arguments,
 )
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -261,6 +262,9 @@ def test_unknown_target_module_is_an_error() -> None:
         ({"target_modules": ()}, "target_modules"),
         ({"full_finetune_layers": (-1,)}, "full_finetune_layers"),
         ({"lr_scheduler": "bogus"}, "lr_scheduler"),
+        ({"early_stopping_patience": 2}, "early_stopping_patience=2 needs eval_fraction > 0"),
+        ({"early_stopping_patience": 0, "eval_fraction": 0.2}, "early_stopping_patience"),
+        ({"early_stopping_threshold": float("nan")}, "early_stopping_threshold"),
     ],
 )
 def test_config_validation(kwargs: dict[str, Any], needle: str) -> None:
@@ -393,6 +397,28 @@ def test_eval_split_reports_an_eval_loss(base_dir: Path, tmp_path: Path) -> None
     assert result.eval_loss is not None and result.eval_loss > 0
     record = json.loads(result.provenance.read_text())
     assert record["n_eval_examples"] == 2 and record["n_train_examples"] == 6
+
+
+def test_early_stopping_ends_with_the_best_checkpoint(base_dir: Path, tmp_path: Path) -> None:
+    config = quick(
+        max_steps=6,
+        save_steps=1,
+        eval_fraction=0.25,
+        early_stopping_patience=1,
+        early_stopping_threshold=1e9,
+    )
+    args = training_arguments(config, tmp_path / "args", evaluate=True)
+    assert args.load_best_model_at_end and args.metric_for_best_model == "eval_loss"
+    assert args.greater_is_better is False and args.eval_steps == args.save_steps == 1
+    model, tokenizer = load_model(str(base_dir))
+    result = finetune(model, tokenizer, CHATS, tmp_path / "run", config, **FAST)
+    # Evaluation 1 sets the reference; evaluation 2 cannot beat it by 1e9, so training stops.
+    assert result.stopped_early and result.global_step == 2 and result.steps == (1, 2)
+    record = json.loads(result.provenance.read_text())
+    assert record["stopped_early"] is True and record["global_step"] == 2
+    assert record["best_checkpoint"] in ("checkpoint-1", "checkpoint-2")
+    assert result.eval_loss == pytest.approx(record["best_metric"], rel=1e-5)
+    assert record["config"]["early_stopping_patience"] == 1
 
 
 class PenalisedTrainer(SteerlabTrainer):

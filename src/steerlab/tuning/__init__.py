@@ -1,8 +1,8 @@
 """Fine-tuning: chat data with an assistant-only loss, LoRA or layer SFT via transformers.
 
 The plumbing here (:class:`SteerlabTrainer`, :func:`finetune`) is shared by model-diff
-steering vectors (fine-tune, then diff activations) and representation tuning (a
-``SteerlabTrainer`` subclass adding an activation loss).
+steering vectors (fine-tune, then diff activations) and representation tuning
+(:func:`tune`: a ``SteerlabTrainer`` subclass adding a cosine loss on activations).
 """
 
 from steerlab.tuning.data import (
@@ -30,27 +30,45 @@ from steerlab.tuning.finetune import (
     read_loss_log,
     training_arguments,
 )
+from steerlab.tuning.represent import (
+    POSITIONS,
+    RepresentationConfig,
+    RepresentationTrainer,
+    cosine_loss,
+    mean_cosine,
+    position_mask,
+    tune,
+    vector_sha256,
+)
 
 __all__ = [
     "IGNORE_INDEX",
     "LOSS_LOG_FILE",
+    "POSITIONS",
     "PROVENANCE_FILE",
     "ChatCollator",
     "ChatDataset",
     "FinetuneConfig",
     "FinetuneResult",
     "LossLogCallback",
+    "RepresentationConfig",
+    "RepresentationTrainer",
     "SteerlabTrainer",
     "assistant_spans",
     "base_model_id",
     "chats_sha256",
     "collator_for",
+    "cosine_loss",
     "finetune",
     "last_checkpoint",
     "linear_module_names",
     "load_chats",
+    "mean_cosine",
+    "position_mask",
     "prepare_model",
     "read_loss_log",
     "tokenize_chat",
     "training_arguments",
+    "tune",
+    "vector_sha256",
 ]

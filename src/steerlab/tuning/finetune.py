@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import (
+    EarlyStoppingCallback,
     PrinterCallback,
     Trainer,
     TrainerCallback,
@@ -105,6 +106,11 @@ class FinetuneConfig:
         warmup_steps: linear warm-up steps.
         lr_scheduler: transformers scheduler name (``linear``, ``cosine``, ``constant``...).
         weight_decay: AdamW weight decay.
+        early_stopping_patience: stop when the eval loss (computed every ``save_steps``)
+            has not improved for this many evaluations in a row, and end with the best
+            checkpoint's weights; needs ``eval_fraction > 0``. None: never stop early.
+        early_stopping_threshold: how much the eval loss must drop to count as an
+            improvement (with ``early_stopping_patience``).
     """
 
     rank: int = 8
@@ -126,6 +132,8 @@ class FinetuneConfig:
     warmup_steps: int = 0
     lr_scheduler: str = "linear"
     weight_decay: float = 0.0
+    early_stopping_patience: int | None = None
+    early_stopping_threshold: float = 0.0
 
     def __post_init__(self) -> None:
         if self.target_modules is not None:
@@ -174,6 +182,14 @@ class FinetuneConfig:
         number("learning_rate", 0.0, None, low_open=True)
         number("eval_fraction", 0.0, 1.0, low_open=False)
         number("weight_decay", 0.0, None, low_open=False)
+        number("early_stopping_threshold", 0.0, None, low_open=False)
+        if self.early_stopping_patience is not None:
+            integer("early_stopping_patience", 1)
+            if self.eval_fraction <= 0:
+                raise SpecError(
+                    f"early_stopping_patience={self.early_stopping_patience} needs "
+                    f"eval_fraction > 0, got {self.eval_fraction!r}"
+                )
         if self.lr_scheduler not in SCHEDULERS:
             raise SpecError(
                 f"lr_scheduler {self.lr_scheduler!r} is not one of {', '.join(SCHEDULERS)}"
@@ -225,6 +241,7 @@ class FinetuneResult:
         provenance: the provenance JSON file.
         target_modules: the module names LoRA adapted (empty for layer fine-tunes).
         trained_layers: the decoder layers trained (empty for LoRA runs).
+        stopped_early: training ended before its planned steps (early stopping).
     """
 
     model: nn.Module
@@ -241,6 +258,7 @@ class FinetuneResult:
     provenance: Path
     target_modules: tuple[str, ...] = ()
     trained_layers: tuple[int, ...] = field(default=())
+    stopped_early: bool = False
 
 
 # --------------------------------------------------------------------------- trainer
@@ -311,6 +329,25 @@ class SteerlabTrainer(Trainer):
             or getattr(self, "compute_loss_func", None) is not None
         )
 
+    def accumulation_divisor(self, num_items_in_batch: Any) -> int:
+        """What a per-batch loss term must be divided by before it joins the loss.
+
+        When the cross-entropy is normalised over the whole accumulated batch (the Trainer
+        then does not divide the loss by the accumulation steps), a per-batch mean must be
+        divided by the number of accumulated forward passes itself; otherwise by 1 (the
+        Trainer divides the sum).
+        """
+        if not self._loss_scaled_for_accumulation(num_items_in_batch):
+            return 1
+        return int(
+            getattr(
+                self,
+                "current_gradient_accumulation_steps",
+                self.args.gradient_accumulation_steps,
+            )
+            or 1
+        )
+
     def compute_loss(
         self,
         model: nn.Module,
@@ -327,16 +364,7 @@ class SteerlabTrainer(Trainer):
         if extras:
             # When the cross-entropy is normalised over the whole accumulated batch, the
             # Trainer does not divide by the accumulation steps: do it for per-batch terms.
-            steps = 1
-            if self._loss_scaled_for_accumulation(num_items_in_batch):
-                steps = int(
-                    getattr(
-                        self,
-                        "current_gradient_accumulation_steps",
-                        self.args.gradient_accumulation_steps,
-                    )
-                    or 1
-                )
+            steps = self.accumulation_divisor(num_items_in_batch)
             if model.training:
                 self.log_component("ce_loss", loss.detach() * steps)
             for name, term in extras.items():
@@ -573,6 +601,10 @@ def training_arguments(
     }
     if evaluate:
         kwargs["eval_steps"] = config.save_steps
+        if config.early_stopping_patience is not None:
+            kwargs["load_best_model_at_end"] = True
+            kwargs["metric_for_best_model"] = "eval_loss"
+            kwargs["greater_is_better"] = False
     if not progress:
         kwargs["disable_tqdm"] = True
     kwargs.update(overrides or {})
@@ -627,6 +659,10 @@ _FINGERPRINT_KEYS = (
 )
 
 
+# Record fields whose dict value (when present) is part of the fingerprint, key by key.
+_FINGERPRINT_SECTIONS = ("representation",)
+
+
 def _fingerprint(record: Mapping[str, Any]) -> dict[str, Any]:
     config = record.get("config") or {}
     out = {key: record.get(key) for key in _FINGERPRINT_KEYS[:6]}
@@ -634,6 +670,12 @@ def _fingerprint(record: Mapping[str, Any]) -> dict[str, Any]:
     if out.get("method") == "layers":
         out.pop("rank")
         out.pop("alpha")
+    # Sections a feature adds (e.g. representation tuning's settings and vector hash);
+    # runs recorded without them compare on the keys above only.
+    for section in _FINGERPRINT_SECTIONS:
+        value = record.get(section)
+        if isinstance(value, Mapping):
+            out.update({f"{section}.{key}": item for key, item in value.items()})
     return out
 
 
@@ -850,6 +892,11 @@ def finetune(
         config, folder, progress=progress, evaluate=eval_data is not None, overrides=training_args
     )
     loss_log = folder / LOSS_LOG_FILE
+    callbacks: list[TrainerCallback] = [LossLogCallback(loss_log)]
+    if config.early_stopping_patience is not None:
+        callbacks.append(
+            EarlyStoppingCallback(config.early_stopping_patience, config.early_stopping_threshold)
+        )
     trainer = trainer_class(
         model=trainable,
         args=args,
@@ -857,7 +904,7 @@ def finetune(
         eval_dataset=eval_data,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[LossLogCallback(loss_log)],
+        callbacks=callbacks,
         **dict(trainer_kwargs or {}),
     )
     if not progress:
@@ -889,6 +936,10 @@ def finetune(
     steps = tuple(int(row["step"]) for row in train_rows)
     losses = tuple(float(row["loss"]) for row in train_rows)
     final_loss = losses[-1] if losses else float("nan")
+    stopped_early = (
+        trainer.state.max_steps > 0 and trainer.state.global_step < trainer.state.max_steps
+    )
+    best, best_metric = trainer.state.best_model_checkpoint, trainer.state.best_metric
     if trainer.is_world_process_zero():
         write_loss_log(loss_log, history)
         record.update(
@@ -897,6 +948,9 @@ def finetune(
                 "global_step": trainer.state.global_step,
                 "final_loss": final_loss if math.isfinite(final_loss) else None,
                 "eval_loss": eval_loss,
+                "stopped_early": stopped_early,
+                "best_metric": None if best_metric is None else float(best_metric),
+                "best_checkpoint": Path(best).name if best else None,
                 "finished": utc_now(),
                 "merged_dir": MERGED_DIR
                 if merged_dir is not None and merged_dir != folder
@@ -919,6 +973,7 @@ def finetune(
         provenance=provenance,
         target_modules=targets,
         trained_layers=layers,
+        stopped_early=stopped_early,
     )
 
 
