@@ -84,6 +84,8 @@ class Settings:
     finetune_budget: float
     diff_rounds: int  # benchmark 6: rounds of (model_diff, two plain passes, two decoder passes)
     diff_budget: float
+    represent_rounds: int  # benchmark 7: rounds of (CE step, CE + cosine step)
+    represent_budget: float
     threads: int  # 0 = choose per benchmark from the machine's load
 
 
@@ -102,6 +104,8 @@ FULL: dict[str, Any] = dict(
     finetune_budget=80.0,
     diff_rounds=3,
     diff_budget=80.0,
+    represent_rounds=12,
+    represent_budget=90.0,
 )
 QUICK: dict[str, Any] = dict(
     steer_rounds=3,
@@ -118,6 +122,8 @@ QUICK: dict[str, Any] = dict(
     finetune_budget=25.0,
     diff_rounds=1,
     diff_budget=25.0,
+    represent_rounds=4,
+    represent_budget=30.0,
 )
 
 
@@ -317,15 +323,17 @@ def interleaved(
     *,
     adaptive: bool,
     warmup: dict[str, Callable[[], Any]] | None = None,
+    after_round: Callable[[], Any] | None = None,
 ) -> Timings:
     """Time the variants in interleaved rounds until ``rounds`` clean rounds or the budget.
 
     The order is rotated every round (and reversed in alternate cycles) so that no variant
     always runs first, last or after the same neighbour; slow drifts in machine load then
     hit every variant alike, and a per-round ratio cancels most of them. At least one round
-    always runs; at most ``3 * rounds``. With ``adaptive``, the first contended round run
-    with several threads drops torch to one thread and starts the rounds afresh (all rounds
-    of one benchmark use the same thread count).
+    always runs; at most ``3 * rounds``; ``after_round`` runs between rounds, untimed. With
+    ``adaptive``, the first contended round run with several threads drops torch to one
+    thread and starts the rounds afresh (all rounds of one benchmark use the same thread
+    count).
     """
     start = time.perf_counter()
     for name, fn in (warmup if warmup is not None else variants).items():
@@ -355,6 +363,8 @@ def interleaved(
             samples[name] = Sample(wall, foreign_cores(before, wall))
         durations.append(time.perf_counter() - round_start)
         timings.rounds.append({n: samples[n] for n in names})
+        if after_round is not None:
+            after_round()
         clean = timings.is_clean(samples)
         summary = ", ".join(
             f"{n} {samples[n].wall:.2f}s (other {samples[n].foreign:.2f} cores)" for n in names
@@ -1289,6 +1299,144 @@ def bench_diff_cost(ctx: Context) -> BenchResult:
     )
 
 
+# ----------------------------------------------------------------------------------------
+# Benchmark 7: representation-tuning step vs plain cross-entropy step
+# ----------------------------------------------------------------------------------------
+REPRESENT_LAYERS = tuple(range(12, 19))
+REPRESENT_BATCHES = 4  # distinct batches, cycled; each variant sees the same batch in a round
+
+
+def _trainer_args(folder: str) -> Any:
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=folder, report_to=[], use_cpu=True, per_device_train_batch_size=FINETUNE_BATCH
+    )
+
+
+def bench_represent_step(ctx: Context) -> BenchResult:
+    from steerlab.tuning.data import ChatDataset, collator_for
+    from steerlab.tuning.finetune import prepare_model
+    from steerlab.tuning.represent import RepresentationConfig, RepresentationTrainer
+    from steerlab.tuning.sources import tuning_chats
+
+    s = ctx.settings
+    tok = ctx.tokenizer
+    chats = list(tuning_chats("builtin:facts").chats)
+    dataset = ChatDataset(tok, chats, FINETUNE_MAX_LENGTH)
+    collate = collator_for(tok)
+    batches = [
+        collate([dataset[i] for i in range(b * FINETUNE_BATCH, (b + 1) * FINETUNE_BATCH)])
+        for b in range(REPRESENT_BATCHES)
+    ]
+    representation = RepresentationConfig(layers=REPRESENT_LAYERS, rep_weight=1.0)
+    targets = {layer: ctx.vector.directions[layer].float() for layer in REPRESENT_LAYERS}
+    state = {"batch": 0}
+    with torch.inference_mode(False), tempfile.TemporaryDirectory() as folder:
+        fresh, _ = steerlab.load_model("default")
+        trainable, _, _ = prepare_model(fresh, FinetuneConfig(), "default")
+        fresh.config.use_cache = False
+        plain = SteerlabTrainer(model=trainable, args=_trainer_args(folder))
+        represent = RepresentationTrainer(
+            model=trainable,
+            args=_trainer_args(folder),
+            representation=representation,
+            targets=targets,
+        )
+        for trainer in (plain, represent):
+            # Set by Trainer.train(); training_step reads it.
+            trainer.current_gradient_accumulation_steps = 1
+        optimizer = torch.optim.AdamW(
+            [p for p in trainable.parameters() if p.requires_grad], lr=1e-5
+        )
+
+        def step(trainer: Any) -> Callable[[], None]:
+            def run() -> None:
+                batch = batches[state["batch"] % len(batches)]
+                trainer.training_step(trainable, dict(batch))
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+
+            return run
+
+        def next_round() -> None:
+            state["batch"] += 1
+
+        ce_name, rep_name = "CE step", "CE + cosine step"
+        variants = {ce_name: step(plain), rep_name: step(represent)}
+        timings = interleaved(
+            variants,
+            s.represent_rounds,
+            s.represent_budget,
+            adaptive=not s.threads,
+            after_round=next_round,
+        )
+        logged = {
+            k: float(v) / represent._component_counts[k]
+            for k, v in represent._component_sums.items()
+        }
+    gc.collect()
+    ratios = timings.ratios(rep_name, ce_name)
+    r = float(statistics.median(ratios))
+    c = check("tuning step / CE step", r, 1.15, at_most=True, reliable=timings.reliable)
+    tokens = [int(b["attention_mask"].sum()) for b in batches]
+    rows = [
+        [
+            ce_name,
+            f"{timings.median(ce_name):.3f}",
+            "1.000",
+            "-",
+            "-",
+            "-",
+            "baseline",
+        ],
+        [
+            rep_name,
+            f"{timings.median(rep_name):.3f}",
+            f"{r:.3f}",
+            spread(ratios),
+            f"{timings.best_ratio(rep_name, ce_name):.3f}",
+            "<= 1.15",
+            verdict(c),
+        ],
+    ]
+    notes = [
+        *timings.notes,
+        f"LoRA (rank 8, every attention and MLP projection) on a fresh copy of the embedded "
+        f"model; {REPRESENT_BATCHES} batches of {FINETUNE_BATCH} honesty chats from "
+        f"builtin:facts (max_length {FINETUNE_MAX_LENGTH}; {min(tokens)}-{max(tokens)} "
+        "non-pad tokens per batch), cycled so that both variants get the same batch in a round.",
+        "A step = `Trainer.training_step` (forward, loss, backward) + AdamW step + zero_grad, "
+        "on the same model for both trainers. The tuning step captures the outputs of layers "
+        f"{REPRESENT_LAYERS[0]}-{REPRESENT_LAYERS[-1]} with hooks and adds "
+        "λ·mean(1 - cos(h, v)) over all non-pad positions (λ = 1).",
+        "Sanity check, mean of the logged parts over the timed tuning steps: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in sorted(logged.items())),
+    ]
+    return BenchResult(
+        key="represent_step",
+        title="7. Representation-tuning step vs plain cross-entropy step",
+        description=(
+            "`RepresentationTrainer.training_step` vs `SteerlabTrainer.training_step` on the "
+            "same LoRA model and the same batch, interleaved rounds. Ratio = tuning step time "
+            "/ CE step time of the same round, median over the clean rounds."
+        ),
+        columns=[
+            "variant",
+            "median time (s)",
+            "time ratio",
+            "ratio range",
+            "ratio of best times",
+            "target",
+            "result",
+        ],
+        rows=rows,
+        checks=[c],
+        notes=notes,
+        rounds=timings.describe(),
+    )
+
+
 BENCHMARKS: list[Benchmark] = [
     Benchmark("steer_overhead", bench_steer_overhead),
     Benchmark("batched_coefficients", bench_batched_coefficients),
@@ -1296,6 +1444,7 @@ BENCHMARKS: list[Benchmark] = [
     Benchmark("sweep", bench_sweep),
     Benchmark("finetune_throughput", bench_finetune_throughput),
     Benchmark("diff_cost", bench_diff_cost),
+    Benchmark("represent_step", bench_represent_step),
 ]
 
 
