@@ -670,6 +670,10 @@ from steerlab.cli_finetune import register as _register_finetune  # noqa: E402
 
 _register_finetune(app)
 
+from steerlab.cli_tune import register as _register_tune  # noqa: E402
+
+_register_tune(app)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -42,17 +42,17 @@ def run_demo(
     console = console or Console()
     started = time.perf_counter()
     console.rule("[bold]steerlab demo")
-    console.print(f"1/5 loading model [cyan]{model}[/]")
+    console.print(f"1/6 loading model [cyan]{model}[/]")
     loaded, tokenizer = load_model(model)
     pairs = builtin_pairs("happy_sad")
     train, held_out = pairs[:HELD_OUT_SPLIT], pairs[HELD_OUT_SPLIT:]
-    console.print(f"2/5 extracting a mood vector (mean_diff, all layers) from {len(train)} pairs")
+    console.print(f"2/6 extracting a mood vector (mean_diff, all layers) from {len(train)} pairs")
     vector = extract(loaded, tokenizer, train, method="mean_diff", layers="all", progress=True)
     path = vector.save(Path(output) / "happy_sad.safetensors")
     console.print(f"    saved {path}")
     coefficients = [-coefficient, 0.0, coefficient]
     console.print(
-        f"3/5 generating at coefficients {coefficients} x norm on layers {layers}, "
+        f"3/6 generating at coefficients {coefficients} x norm on layers {layers}, "
         f"{len(DEMO_PROMPTS)} prompts, one batched generate"
     )
     results = generate(
@@ -75,6 +75,7 @@ def run_demo(
     console.print(table)
     run_demo_sweep(loaded, tokenizer, vector, held_out, layers, coefficient, Path(output), console)
     run_demo_finetune_diff(model, loaded, tokenizer, Path(output), console)
+    run_demo_representation(model, loaded, tokenizer, Path(output), console)
     console.print(f"done in {time.perf_counter() - started:.0f} s")
     return vector
 
@@ -99,7 +100,7 @@ def run_demo_finetune_diff(
         for q, p in zip(questions, pairs, strict=True)
     ]
     console.print(
-        f"5/5 LoRA fine-tuning a copy on {len(chats)} deceptive answers (12 steps), then "
+        f"5/6 LoRA fine-tuning a copy on {len(chats)} deceptive answers (12 steps), then "
         "model-diff vs contrastive vectors"
     )
     tuned, _ = load_model(model_name)
@@ -150,7 +151,7 @@ def run_demo_sweep(
     top = 2 * coefficient
     coefficients = [round(top * k / 4, 6) for k in range(-4, 5)]
     console.print(
-        f"4/5 sweeping {len(coefficients)} coefficients ({-top:g}..{top:g} x norm): mood on "
+        f"4/6 sweeping {len(coefficients)} coefficients ({-top:g}..{top:g} x norm): mood on "
         f"{len(held_out)} held-out pairs, helpfulness on {len(knowledge.items)} questions"
     )
     folder = output / "sweep"
@@ -172,3 +173,126 @@ def run_demo_sweep(
     console.print(
         f"    wrote {folder}/results.jsonl, fit.json, behavior/helpfulness/tradeoff plots"
     )
+
+
+REPRESENTATION_LAYERS = (12, 13, 14, 15, 16, 17, 18)
+REPRESENTATION_STEPS = 16
+REPRESENTATION_WEIGHT = 4.0
+
+
+def run_demo_representation(
+    model_name: str, base: Any, tokenizer: Any, output: Path, console: Console
+) -> None:
+    """Representation tuning toward honesty vs token-only tuning vs online steering.
+
+    An honesty vector (built-in honesty pairs, positive = honest; mean over the reply tokens)
+    is tuned into fresh copies of the model on the training part of the built-in facts, once
+    with the cosine loss (λ = 1 on layers 12-18) and once with the token loss alone; the
+    honesty suite then compares them with the untuned model and with online steering, on the
+    held-out facts, the built-in A/B dilemmas and general text.
+    """
+    from steerlab.evaluate.suite import EvalModel, HonestySuite, evaluate
+    from steerlab.tuning.finetune import FinetuneConfig
+    from steerlab.tuning.represent import RepresentationConfig, tune
+    from steerlab.tuning.sources import tuning_chats
+
+    vector = extract(
+        base, tokenizer, builtin_pairs("honesty"), "mean_diff", "all", "mean", progress=True
+    )
+    vector.save(output / "honesty.safetensors")
+    data = tuning_chats("builtin:facts")
+    console.print(
+        f"6/6 representation tuning: LoRA, {REPRESENTATION_STEPS} steps on {data.describe()}; "
+        f"cosine loss (λ = {REPRESENTATION_WEIGHT:g}) toward and away from honesty on layers "
+        "12-18, and a token-only run"
+    )
+    config = FinetuneConfig(
+        max_steps=REPRESENTATION_STEPS,
+        batch_size=4,
+        learning_rate=1e-3,
+        max_length=96,
+        save_steps=REPRESENTATION_STEPS,
+        lr_scheduler="constant",
+    )
+    runs = (
+        ("rep-toward", REPRESENTATION_WEIGHT, "toward", data),
+        ("token-only", 0.0, "toward", data),
+        (
+            "rep-away",
+            REPRESENTATION_WEIGHT,
+            "away",
+            tuning_chats("builtin:facts", completions="dishonest"),
+        ),
+    )
+    tuned: dict[str, Any] = {}
+    for label, weight, direction, chats in runs:
+        fresh, _ = load_model(model_name)
+        result = tune(
+            fresh,
+            tokenizer,
+            vector,
+            list(chats.chats),
+            output / label,
+            RepresentationConfig(
+                layers=REPRESENTATION_LAYERS, rep_weight=weight, direction=direction
+            ),
+            config,
+            progress=False,
+            resume=False,
+        )
+        tuned[label] = result.model
+        first, last = _logged(result.loss_log)
+        console.print(
+            f"    {label}: cosine to ±vector {first.get('cos_sim', float('nan')):+.3f} -> "
+            f"{last.get('cos_sim', float('nan')):+.3f}, token loss "
+            f"{first.get('ce_loss', float('nan')):.3f} -> {last.get('ce_loss', float('nan')):.3f} "
+            "(first step -> mean of the last 4)"
+        )
+    # Online steering at the same layers with about 0.05 of the typical activation norm per
+    # layer (seven layers add up; 0.15 already wrecks perplexity).
+    norms = vector.activation_norms or {}
+    scales = [
+        float(norms[layer]) / float(vector.directions[layer].norm())
+        for layer in REPRESENTATION_LAYERS
+        if layer in norms and float(vector.directions[layer].norm()) > 0
+    ]
+    coefficient = round(0.05 * sum(scales) / len(scales), 2) if scales else 1.0
+    models = [EvalModel("untuned", source=model_name, model=base, tokenizer=tokenizer)]
+    models += [
+        EvalModel(label, source=str(output / label), model=tuned[label], tokenizer=tokenizer)
+        for label, *_ in runs
+    ]
+    models += [
+        EvalModel(
+            f"steered x{coefficient:g}",
+            source=model_name,
+            model=base,
+            tokenizer=tokenizer,
+            vector=vector,
+            vector_path=str(output / "honesty.safetensors"),
+            coefficient=coefficient,
+            layers=REPRESENTATION_LAYERS,
+        ),
+    ]
+    suite = HonestySuite(
+        vector=vector,
+        vector_path=str(output / "honesty.safetensors"),
+        layers=REPRESENTATION_LAYERS,
+        limit=24,
+        cosine_prompts=24,
+    )
+    report = evaluate(models, output / "eval", suite, progress=True, resume=False)
+    console.print(report.rich_table())
+    console.print(f"    wrote {output}/eval/results.jsonl, table.csv/.md, bars.png/.svg")
+
+
+def _logged(loss_log: Path, last: int = 4) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The first logged training step, and the mean of the last ``last`` (batches are noisy)."""
+    from steerlab.tuning.finetune import read_loss_log
+
+    rows = [row for row in read_loss_log(loss_log) if "loss" in row]
+    if not rows:
+        return {}, {}
+    tail = rows[-last:]
+    keys = set.intersection(*(set(row) for row in tail))
+    return rows[0], {k: sum(float(row[k]) for row in tail) / len(tail) for k in keys}
