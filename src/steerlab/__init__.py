@@ -28,6 +28,7 @@ from steerlab.record import TextExample, record, record_tokens
 from steerlab.steer import SteerSpec, steer
 from steerlab.tuning.finetune import FinetuneConfig
 from steerlab.tuning.represent import RepresentationConfig, tune
+from steerlab.tuning.sources import tuning_chats
 from steerlab.vector import SteeringVector, VectorMetadata
 
 __version__ = library_version()
@@ -61,4 +62,5 @@ __all__ = [
     "steer",
     "sweep",
     "tune",
+    "tuning_chats",
 ]
