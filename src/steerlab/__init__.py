@@ -14,11 +14,12 @@ Quick start::
     report = sl.evaluate(["default", "runs/honest"], "runs/eval", sl.HonestySuite(vector=vector))
 """
 
+from steerlab import evaluate  # the package; callable: evaluate(models, output_dir, suite)
 from steerlab.chat import format_chat
 from steerlab.data import ContrastPair, builtin_pairs, load_pairs, pairs_from_ab
 from steerlab.errors import SteerlabError
 from steerlab.evaluate import SweepResult, sweep
-from steerlab.evaluate.suite import EvalModel, HonestySuite, SuiteResult, evaluate
+from steerlab.evaluate.suite import EvalModel, HonestySuite, SuiteResult
 from steerlab.extract import extract
 from steerlab.generate import generate
 from steerlab.layers import find_layers

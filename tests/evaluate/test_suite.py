@@ -478,7 +478,10 @@ def _files(folder: Path) -> dict[str, bytes]:
 @pytest.fixture(autouse=True)
 def fixed_revision(monkeypatch: pytest.MonkeyPatch) -> None:
     """suite.json records the git revision, which other work may move between two runs."""
-    monkeypatch.setattr("steerlab.evaluate.suite.git_revision", lambda: "0" * 40)
+    # By object, not by dotted name: `steerlab.evaluate` is also the name of `sl.evaluate`.
+    import steerlab.evaluate.suite as suite_module
+
+    monkeypatch.setattr(suite_module, "git_revision", lambda: "0" * 40)
 
 
 @pytest.fixture
@@ -643,3 +646,16 @@ def test_named_suite_uses_builtin_sets_without_a_data_folder(small, tmp_path, mo
     assert all(r.low <= r.value <= r.high for r in result.rows)
     with pytest.raises(SpecError, match="unknown suite"):
         evaluate([entry("m", model, tokenizer)], None, "nope", progress=False)
+
+
+def test_the_package_is_callable_as_sl_evaluate(small, tmp_path):
+    """`sl.evaluate(...)` runs the suite while `steerlab.evaluate` stays a package."""
+    import steerlab as sl
+    import steerlab.evaluate.tasks as tasks_module
+
+    model, tokenizer = small
+    suite = make_suite(tmp_path, truthfulqa=None, text=None, bootstrap=20)
+    direct = evaluate([entry("m", model, tokenizer)], None, suite, progress=False)
+    called = sl.evaluate([entry("m", model, tokenizer)], None, suite, progress=False)
+    assert [r.to_json() for r in called.rows] == [r.to_json() for r in direct.rows]
+    assert tasks_module.ABBehaviorTask is sl.evaluate.ABBehaviorTask

@@ -1,4 +1,14 @@
-"""Evaluation: sweep steering coefficients, measure behaviour and helpfulness, fit bounds."""
+"""Evaluation: sweep steering coefficients, measure behaviour and helpfulness, fit bounds.
+
+The package is also callable: ``steerlab.evaluate(models, output_dir, suite)`` runs an
+evaluation suite (:func:`steerlab.evaluate.suite.evaluate`), so that ``sl.evaluate(...)``
+works while ``steerlab.evaluate`` stays importable as a package.
+"""
+
+import os
+import sys
+import types
+from collections.abc import Sequence
 
 from steerlab.evaluate.fit import FitError, TradeoffFit, fit_behavior, fit_helpfulness, fit_tradeoff
 from steerlab.evaluate.results import SweepRow
@@ -21,6 +31,25 @@ from steerlab.evaluate.tasks import (
     PerplexityTask,
     SampledBehaviorTask,
 )
+
+
+class _CallablePackage(types.ModuleType):
+    """The ``steerlab.evaluate`` package, callable as :func:`evaluate_suite`."""
+
+    def __call__(
+        self,
+        models: Sequence[EvalModel | str] | str,
+        output_dir: str | os.PathLike[str] | None,
+        suite: HonestySuite | str = "honesty",
+        *,
+        progress: bool = True,
+        resume: bool = True,
+    ) -> SuiteResult:
+        """Run an evaluation suite: see :func:`steerlab.evaluate.suite.evaluate`."""
+        return evaluate_suite(models, output_dir, suite, progress=progress, resume=resume)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
 
 __all__ = [
     "ABBehaviorTask",
