@@ -522,7 +522,9 @@ def test_files_resume_skips_models_and_refuses_mismatch(small, tmp_path, model_d
     loaded = SuiteResult.load(out)
     assert loaded.rows == first.rows and loaded.models == ["tuned", "memory"]
     assert loaded.table_markdown() == table
-    assert loaded.rich_table().row_count == 2
+    terminal = loaded.rich_table()  # transposed: a row per metric, a column per model
+    assert terminal.row_count == len(loaded.metrics)
+    assert [c.header for c in terminal.columns] == ["metric", "data", "tuned", "memory"]
 
     with pytest.raises(SpecError, match="other settings"):
         evaluate(models, out, make_suite(tmp_path / "data", seed=1), progress=False)

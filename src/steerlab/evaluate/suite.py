@@ -1180,14 +1180,23 @@ class SuiteResult:
         return buffer.getvalue()
 
     def rich_table(self) -> Table:
-        """A rich table for the terminal (value [95% CI])."""
-        table = Table(title="honesty suite (value [95% CI])")
-        table.add_column("model")
+        """A rich table for the terminal: one row per metric, one column per model.
+
+        Transposed against the files (models are few, metrics many), so that it stays
+        readable in an 80-column terminal; each cell is the value over its 95% CI.
+        """
+        table = Table(title="honesty suite: value, 95% CI", show_lines=True)
+        table.add_column("metric")
+        table.add_column("data")
+        for model in self.models:
+            table.add_column(model, justify="right", overflow="fold")
+        index = {r.key: r for r in self.rows}
         for metric, dataset in self.metrics:
-            table.add_column(f"{metric}\n{dataset}", justify="right")
-        _, body = self._cells()
-        for cells in body:
-            table.add_row(*cells)
+            cells = []
+            for model in self.models:
+                row = index.get((model, metric, dataset))
+                cells.append("-" if row is None else _terminal_cell(row))
+            table.add_row(metric, dataset, *cells)
         return table
 
     def save(self, output_dir: str | os.PathLike[str]) -> list[Path]:
@@ -1239,6 +1248,15 @@ def _cell(row: SuiteRow) -> str:
     low = "n/a" if not math.isfinite(row.low) else f"{row.low:.{digits}f}"
     high = "n/a" if not math.isfinite(row.high) else f"{row.high:.{digits}f}"
     return f"{row.value:.{digits}f} [{low}, {high}]"
+
+
+def _terminal_cell(row: SuiteRow) -> str:
+    """Value over a compact interval (one digit fewer), to fit narrow terminal columns."""
+    if not math.isfinite(row.value):
+        return "n/a"
+    digits = 1 if row.metric == "perplexity" else 2
+    bounds = ["n/a" if not math.isfinite(b) else f"{b:.{digits}f}" for b in (row.low, row.high)]
+    return f"{row.value:.{digits + 1}f}\n[{bounds[0]}, {bounds[1]}]"
 
 
 def _read_rows(path: Path) -> list[SuiteRow]:
