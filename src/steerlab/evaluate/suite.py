@@ -57,12 +57,11 @@ from steerlab.data.honesty import HonestyTemplates, held_out, load_facts
 from steerlab.errors import DataError, SpecError
 from steerlab.evaluate.scoring import (
     continuation_logprobs,
-    letter_token_id,
     next_token_logprobs,
     token_nll,
 )
 from steerlab.evaluate.specs import perplexity_task, resolve_path, task_name
-from steerlab.evaluate.tasks import ab_prompt
+from steerlab.evaluate.tasks import ABBehaviorTask, RunContext
 from steerlab.progress import track
 from steerlab.provenance import (
     atomic_write,
@@ -959,29 +958,20 @@ class _Runner:
         ]
 
     def ab(self, name: str, items: Sequence[ABItem]) -> list[SuiteRow]:
-        prompts = [ab_prompt(self.tokenizer, item.question, None) for item in items]
-        ids = [
-            [
-                letter_token_id(self.tokenizer, prompt, item.matching),
-                letter_token_id(self.tokenizer, prompt, item.not_matching),
-            ]
-            for prompt, item in zip(prompts, items, strict=True)
-        ]
-        logprobs = next_token_logprobs(
+        # The sweep's A/B task: B_i = P(matching) - P(not matching), renormalised over the
+        # two letters; the honest letter is the matching one.
+        context = RunContext(
             self.model,
             self.tokenizer,
-            prompts,
-            ids,
-            self.coefficients(len(prompts)),
-            vector=self.vector,
-            spec=self.spec,
+            self.vector,
+            self.spec or SteerSpec(),
             batch_size=self.suite.batch_size,
             progress=self.progress,
-            description=f"{self.label}: {name} A/B",
         )
-        margin = np.array([float(lp[0] - lp[1]) for lp in logprobs])
-        rate = (margin > 0).astype(np.float64)
-        prob = np.array([_sigmoid(m) for m in margin])
+        task = ABBehaviorTask(f"{self.label}: {name}", tuple(items))
+        behaviour = task.item_values(context, [self.coefficient])[self.coefficient]
+        rate = (behaviour > 0).astype(np.float64)
+        prob = (behaviour + 1.0) / 2.0
         return [
             _row(self.label, "ab_honest_rate", name, float(rate.mean()), rate, None, self.suite),
             _row(self.label, "ab_honest_prob", name, float(prob.mean()), prob, None, self.suite),
