@@ -548,3 +548,15 @@ def test_describe_is_json_serialisable() -> None:
     json.dumps(no_norms)
     for value in back["norms"].values():
         assert math.isfinite(value)
+
+
+def test_sha256_identifies_the_directions(tmp_path: Path) -> None:
+    vector = make_vector()
+    assert vector.sha256() == make_vector().sha256()
+    assert vector.sha256() == SteeringVector.load(vector.save(tmp_path / "v.safetensors")).sha256()
+    assert vector.sha256() != make_vector(rng=1).sha256()
+    assert vector.sha256() != make_vector(dtype=torch.float16).sha256()
+    assert vector.sha256([0, 1]) != vector.sha256()
+    assert vector.sha256([0, 1]) == vector.select([0, 1]).sha256()
+    # Metadata is not part of it: the same directions from another run hash alike.
+    assert vector.sha256() == make_vector(seed=99, method="probe").sha256()

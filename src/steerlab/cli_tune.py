@@ -14,8 +14,7 @@ import typer
 
 from steerlab.cli_finetune import _base_id, parse_target_modules
 from steerlab.errors import SpecError
-
-DIRECTIONS = ("toward", "away")
+from steerlab.tuning.represent import DIRECTIONS
 
 
 def parse_layer_weights(text: str | None, n_layers: int) -> tuple[float, ...] | None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -189,6 +190,19 @@ class SteeringVector:
             directions=chosen,
             activation_norms=None if norms is None else {k: norms[k] for k in chosen if k in norms},
         )
+
+    def sha256(self, layers: Sequence[int] | None = None) -> str:
+        """sha256 of the directions (layer, dtype, shape and raw bytes), for provenance.
+
+        Args:
+            layers: the layers to hash, in this order; None: all of them, ascending.
+        """
+        digest = hashlib.sha256()
+        for layer in self.layers if layers is None else layers:
+            tensor = self.directions[layer].detach().to("cpu").contiguous()
+            digest.update(f"{layer}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
+            digest.update(tensor.view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
 
     def normalized(self) -> SteeringVector:
         """Unit-norm direction at every layer.

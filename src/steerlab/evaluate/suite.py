@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import gc
-import hashlib
 import io
 import json
 import math
@@ -425,19 +424,10 @@ class EvalModel:
             "source": self.source,
             "in_memory": self.in_memory,
             "vector_path": self.vector_path,
-            "vector_sha256": None if self.vector is None else _vector_sha256(self.vector),
+            "vector_sha256": None if self.vector is None else self.vector.sha256(),
             "coefficient": self.coefficient,
             "layers": None if self.layers is None else list(self.layers),
         }
-
-
-def _vector_sha256(vector: SteeringVector) -> str:
-    digest = hashlib.sha256()
-    for layer in vector.layers:
-        tensor = vector[layer].detach().to("cpu").contiguous()
-        digest.update(f"{layer}:{tensor.dtype}:".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _default_label(source: str) -> str:
@@ -697,7 +687,7 @@ class HonestySuite:
             if self.vector is None
             else {
                 "path": self.vector_path,
-                "sha256": _vector_sha256(self.vector),
+                "sha256": self.vector.sha256(),
                 "metadata": json.loads(self.vector.metadata.to_json()),
             },
             "layers": None if self.layers is None else list(self.layers),

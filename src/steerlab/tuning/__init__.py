@@ -38,7 +38,6 @@ from steerlab.tuning.represent import (
     mean_cosine,
     position_mask,
     tune,
-    vector_sha256,
 )
 
 __all__ = [
@@ -70,5 +69,4 @@ __all__ = [
     "tokenize_chat",
     "training_arguments",
     "tune",
-    "vector_sha256",
 ]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import math
 import os
@@ -163,16 +162,6 @@ def mean_cosine(
             cos = _cosines(states.detach(), targets[layer], mask)
             out[layer] = float(cos.mean()) if cos.numel() else float("nan")
         return out
-
-
-def vector_sha256(vector: SteeringVector, layers: Sequence[int]) -> str:
-    """sha256 of a vector's directions at ``layers`` (layer, dtype, shape and raw bytes)."""
-    digest = hashlib.sha256()
-    for layer in layers:
-        tensor = vector.directions[layer].detach().to("cpu").contiguous()
-        digest.update(f"{layer}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- config
@@ -487,7 +476,7 @@ def tune(
     meta = vector.metadata
     record = {
         **representation.to_dict(),
-        "vector_sha256": vector_sha256(vector, sorted(representation.layers)),
+        "vector_sha256": vector.sha256(sorted(representation.layers)),
         "vector_model": meta.model_id,
         "vector_method": meta.method,
     }
