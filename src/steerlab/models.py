@@ -97,15 +97,19 @@ def _gguf_cache_key(gguf: Path) -> str:
     return digest
 
 
-def default_model_folder() -> Path:
-    """Folder of the cached safetensors copy of the embedded model, created on first use."""
-    gguf = embedded_gguf_path()
-    key = f"smollm2-135m-instruct-{_gguf_cache_key(gguf)}-transformers-{transformers_version}"
-    folder = cache_dir() / "models" / key
-    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
-        return folder
+def convert_gguf(gguf: Path, folder: Path) -> Path:
+    """De-quantise a GGUF file into a plain safetensors checkpoint folder, atomically.
+
+    Args:
+        gguf: the ``.gguf`` file (model and tokenizer).
+        folder: where to write the checkpoint; left untouched if it already exists (another
+            process finished first).
+
+    Returns:
+        ``folder``.
+    """
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -123,6 +127,16 @@ def default_model_folder() -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def default_model_folder() -> Path:
+    """Folder of the cached safetensors copy of the embedded model, created on first use."""
+    gguf = embedded_gguf_path()
+    key = f"smollm2-135m-instruct-{_gguf_cache_key(gguf)}-transformers-{transformers_version}"
+    folder = cache_dir() / "models" / key
+    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+        return folder
+    return convert_gguf(gguf, folder)
 
 
 def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str | None:

@@ -10,7 +10,12 @@ layer's typical activation norm when ``scale_by_norm``, else 1):
 
 Positions: ``all`` tokens; ``prompt`` (the prompt pass only, not tokens generated later);
 ``generated`` (the last prompt token, whose output predicts the first generated token, and
-every generated token). Works with ``model.generate`` and the KV cache.
+every generated token). Works with ``model.generate`` and any KV cache (dynamic, static,
+none, or one the caller passes in to continue a conversation): prompt and generated tokens
+are told apart from the cache's length (found by type) and the width of each call, never
+from transformers' argument names (see :class:`_PassState` and :mod:`steerlab.upstream`).
+Not supported for ``prompt``/``generated``: assisted (speculative) decoding and chunked
+prefill, whose several-token calls on top of a cache read as new prompt chunks.
 
 The coefficient may be a scalar or one value per batch row, so B prompts x K coefficients
 run as a single batched forward or generate.
@@ -31,6 +36,7 @@ from steerlab.errors import SpecError, VectorError
 from steerlab.hooks import hooked
 from steerlab.layers import LayerSelection, find_layers, parse_layers
 from steerlab.models import model_identity
+from steerlab.upstream import CallInfo, read_call
 from steerlab.vector import SteeringVector
 
 Operator = Literal["add", "ablate", "clamp"]
@@ -101,44 +107,90 @@ def _unit(v: torch.Tensor, layer: int) -> torch.Tensor:
 
 
 class _PassState:
-    """What the steering hooks need to know about the current forward call."""
+    """Which token positions of the current forward call are prompt and which generated.
+
+    Decided once per call of the decoder stack, from the call's :class:`CallInfo` (the cache
+    found by type, the 2-D padding mask and the input ids, see :mod:`steerlab.upstream`) and
+    the width of the hidden states, never from transformers' private argument names:
+
+    * one token per row on top of a non-empty cache: a decode step (generated);
+    * the previous uncached call's rows plus one token each: a decode step of
+      ``generate(use_cache=False)``, which re-feeds the whole sequence; positions before
+      the prompt's width are prompt tokens, the rest generated;
+    * anything else: a prompt pass (a new prompt, or a new chunk on top of a cache the
+      caller passed in to continue a conversation). Each row's last real token is read
+      from a 2-D padding mask when there is one, else it is the last column (left
+      padding, which ``generate`` uses).
+    """
 
     def __init__(self, positions: str) -> None:
         self.positions = positions
-        self.prefill = True
-        self.last_index: torch.Tensor | None = None  # (batch,) index of each row's last token
+        self.call: CallInfo | None = None
+        self._mask: torch.Tensor | Literal[False] | None = None
+        self._decided = False
+        self._prompt_width = 0  # tokens (cached + new) at the end of the last prompt pass
+        self._prompt_last: torch.Tensor | None = None  # (batch,) absolute last prompt token
+        self._uncached_ids: torch.Tensor | None = None  # input ids of the last uncached call
 
-    def observe(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-        cache = kwargs.get("past_key_values")
-        past = 0
-        if cache is not None:
-            length = getattr(cache, "get_seq_length", None)
-            past = int(length()) if callable(length) else 1
-        self.prefill = past == 0
-        mask = kwargs.get("attention_mask")
-        if isinstance(mask, torch.Tensor) and mask.ndim == 2 and self.prefill:
-            width = mask.shape[1]
+    def observe(self, call: CallInfo) -> None:
+        """Start a new forward call of the decoder stack."""
+        self.call = call
+        self._decided = False
+
+    def _refeeds_previous(self, call: CallInfo, batch: int, seq: int) -> bool:
+        previous, ids = self._uncached_ids, call.input_ids
+        if call.cached or previous is None or ids is None or self._prompt_last is None:
+            return False
+        if ids.shape != (batch, seq) or previous.shape[1] + 1 != seq:
+            return False
+        if self._prompt_last.shape[0] != batch:
+            return False
+        # Every row continues one of the previous rows (beam search may reorder them).
+        prefix = ids[:, None, :-1].to(previous.device)
+        return bool((prefix == previous[None]).all(-1).any(-1).all())
+
+    def _last_in_chunk(self, call: CallInfo, batch: int, seq: int) -> torch.Tensor:
+        mask = call.attention_mask
+        if (
+            mask is not None
+            and mask.shape[0] == batch
+            and mask.shape[1] in (seq, call.cached + seq)
+        ):
+            chunk = mask[:, -seq:].to(torch.long).cpu()
             # Index of each row's last real token: right padding puts it before the pads.
-            self.last_index = (width - 1) - mask.flip(-1).to(torch.long).argmax(dim=-1)
-        else:
-            self.last_index = None
+            return (seq - 1) - chunk.flip(-1).argmax(dim=-1)
+        return torch.full((batch,), seq - 1, dtype=torch.long)
+
+    def _decide(self, batch: int, seq: int) -> torch.Tensor | Literal[False] | None:
+        call = self.call or CallInfo(cached=0, has_cache=False, attention_mask=None, input_ids=None)
+        if call.cached > 0 and seq == 1:
+            return False if self.positions == "prompt" else None
+        if self._refeeds_previous(call, batch, seq):
+            assert self._prompt_last is not None
+            self._uncached_ids = call.input_ids
+            index = torch.arange(seq)
+            prompt = (index < self._prompt_width).expand(batch, seq)
+            if self.positions == "prompt":
+                return prompt
+            return ~prompt | (index[None, :] == self._prompt_last[:, None])
+        last = self._last_in_chunk(call, batch, seq)
+        self._prompt_width = call.cached + seq
+        self._prompt_last = call.cached + last
+        self._uncached_ids = call.input_ids if not call.has_cache and not call.cached else None
+        if self.positions == "prompt":
+            return None
+        return torch.arange(seq)[None, :] == last[:, None]
 
     def position_mask(self, hidden: torch.Tensor) -> torch.Tensor | Literal[False] | None:
         """``None`` = steer every position, ``False`` = none, else a (batch, seq, 1) mask."""
         if self.positions == "all":
             return None
-        if self.positions == "prompt":
-            return None if self.prefill else False
-        if not self.prefill:
-            return None
-        batch, seq = hidden.shape[0], hidden.shape[1]
-        mask = torch.zeros(batch, seq, 1, dtype=hidden.dtype, device=hidden.device)
-        if self.last_index is None or self.last_index.shape[0] != batch:
-            mask[:, -1] = 1
-        else:
-            rows = torch.arange(batch, device=hidden.device)
-            mask[rows, self.last_index.to(hidden.device)] = 1
-        return mask
+        if not self._decided:
+            self._mask = self._decide(hidden.shape[0], hidden.shape[1])
+            self._decided = True
+        if isinstance(self._mask, torch.Tensor):
+            return self._mask.to(device=hidden.device, dtype=hidden.dtype).unsqueeze(-1)
+        return self._mask
 
 
 def _row_coefficients(values: torch.Tensor, batch: int) -> torch.Tensor:
@@ -233,7 +285,12 @@ def apply_spec(
     # The stack module (parent of the block list) sees input ids, mask and cache each call.
     parent_path = layer_map.path.rsplit(".", 1)[0] if "." in layer_map.path else ""
     stack = model.get_submodule(parent_path) if parent_path else model
-    with hooked(outputs=hooks, inputs=[(stack, state.observe)]):
+    forward = getattr(stack, "forward", None)
+
+    def observe(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+        state.observe(read_call(args, kwargs, forward))
+
+    with hooked(outputs=hooks, inputs=[(stack, observe)]):
         yield spec
 
 
