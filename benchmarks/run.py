@@ -727,10 +727,9 @@ SWEEP_BATCH = 72
 
 def _sweep_task() -> Any:
     from steerlab.data.evalsets import load_mmlu
-    from steerlab.evaluate.specs import resolve_path
     from steerlab.evaluate.tasks import MultipleChoiceTask
 
-    items = load_mmlu(resolve_path("builtin:general_mc"), limit=SWEEP_ITEMS)
+    items = load_mmlu("builtin:general_mc", limit=SWEEP_ITEMS)
     return MultipleChoiceTask("general_mc", tuple(items))
 
 
@@ -836,13 +835,12 @@ _MEMORY_SCRIPT = """
 import resource, sys, torch
 import steerlab
 from steerlab.data.evalsets import load_mmlu
-from steerlab.evaluate.specs import resolve_path
 from steerlab.evaluate.sweep import sweep
 from steerlab.evaluate.tasks import MultipleChoiceTask
 torch.set_num_threads(1)
 model, tok = steerlab.load_model("default")
 vector = steerlab.SteeringVector.load(sys.argv[2])
-task = MultipleChoiceTask("mc", tuple(load_mmlu(resolve_path("builtin:general_mc"), limit=4)))
+task = MultipleChoiceTask("mc", tuple(load_mmlu("builtin:general_mc", limit=4)))
 n = int(sys.argv[1])
 coefficients = [round(-1 + 2 * i / max(n - 1, 1), 6) for i in range(n)]
 sweep(model, tok, vector, coefficients, [task], coefficients_per_batch=3, batch_size=16,

@@ -133,7 +133,6 @@ def run_demo_sweep(
     """A small alignment/helpfulness sweep: mood on held-out pairs vs general knowledge."""
     from steerlab.cli import print_fit_summary
     from steerlab.data.evalsets import load_mmlu
-    from steerlab.evaluate.specs import resolve_path
     from steerlab.evaluate.sweep import sweep
     from steerlab.evaluate.tasks import ContinuationBehaviorTask, MultipleChoiceTask
 
@@ -145,7 +144,7 @@ def run_demo_sweep(
     )
     knowledge = MultipleChoiceTask(
         "general_mc",
-        tuple(load_mmlu(resolve_path("builtin:general_mc"), limit=24)),
+        tuple(load_mmlu("builtin:general_mc", limit=24)),
         scoring="text",  # a 135M model answers by letter at chance; answer texts it can rank
     )
     top = 2 * coefficient

@@ -19,7 +19,8 @@ from steerlab.data.honesty import (
     split_statements,
 )
 from steerlab.errors import DataError, SpecError
-from steerlab.evaluate.specs import perplexity_task, resolve_path
+from steerlab.data.registry import resolve_data_path
+from steerlab.evaluate.specs import perplexity_task
 
 TRUE = Statement("The Earth orbits the Sun.", True)
 FALSE = Statement("The Sun orbits the Moon.", False)
@@ -262,17 +263,17 @@ def test_builtin_facts() -> None:
     assert all(len(s.text.split()) < 20 for s in statements)
     labels = "".join("T" if s.label else "F" for s in statements)
     assert "TTTT" not in labels and "FFFF" not in labels
-    assert load_facts(resolve_path("builtin:facts"), limit=5) == statements[:5]
-    assert load_facts(Path(resolve_path("builtin:facts"))) == statements
+    assert load_facts("builtin:facts", limit=5) == statements[:5]
+    assert load_facts(Path(resolve_data_path("builtin:facts"))) == statements
 
 
 def test_builtin_facts_unknown_name() -> None:
-    with pytest.raises(DataError, match="no built-in set 'fact'"):
+    with pytest.raises(DataError, match="builtin:fact: no such built-in set.*: facts"):
         load_facts("builtin:fact")
 
 
 def test_builtin_general_text() -> None:
-    task = perplexity_task(resolve_path("builtin:general_text"))
+    task = perplexity_task("builtin:general_text")
     assert len(task.texts) == 40
     assert len(set(task.texts)) == 40
     assert all(40 <= len(text.split()) <= 80 for text in task.texts)

@@ -93,7 +93,7 @@ def test_read_questions_jsonl_and_json_formats(tmp_path: Path) -> None:
     ("name", "text", "needle"),
     [
         ("bad.jsonl", '{"question": "Fine?"}\n{"question": \n', "bad.jsonl:2: invalid JSON"),
-        ("missing.jsonl", '{"question": "Fine?"}\n\n{"prompt": "x"}\n', "missing.jsonl:3:"),
+        ("missing.jsonl", '{"question": "Fine?"}\n\n{"query": "x"}\n', "missing.jsonl:3:"),
         ("type.jsonl", '{"question": 3}\n', "type.jsonl:1: field 'question' must be a string"),
         ("blank.jsonl", '{"question": "  "}\n', "blank.jsonl:1: empty question"),
         ("chat.json", json.dumps([[{"role": "assistant", "content": "x"}]]), "item 0"),

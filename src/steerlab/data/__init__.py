@@ -1,4 +1,7 @@
-"""Data loaders: contrastive pairs (JSONL, CAA A/B JSON), evaluation sets, honesty chats."""
+"""Data loaders: contrastive pairs (JSONL, CAA A/B JSON), evaluation sets, honesty chats.
+
+``builtin:NAME`` (the sets of :data:`BUILTIN_SETS`) works wherever a loader takes a path.
+"""
 
 from steerlab.data.evalsets import (
     ABItem,
@@ -34,12 +37,21 @@ from steerlab.data.pairs import (
     pairs_from_ab,
     pairs_sha256,
 )
+from steerlab.data.registry import (
+    BUILTIN_SETS,
+    BuiltinSet,
+    builtin_names,
+    builtin_set,
+    resolve_data_path,
+)
 
 __all__ = [
+    "BUILTIN_SETS",
     "COMPLETIONS",
     "DEFAULT_QUESTION",
     "INSTRUCTIONS",
     "ABItem",
+    "BuiltinSet",
     "ContrastPair",
     "HarmfulPrompt",
     "HonestyTemplates",
@@ -47,8 +59,10 @@ __all__ = [
     "Statement",
     "StereoSetItem",
     "TruthfulQAMCItem",
+    "builtin_names",
     "builtin_pairs",
     "builtin_path",
+    "builtin_set",
     "held_out",
     "honesty_chats",
     "load_ab",
@@ -63,5 +77,6 @@ __all__ = [
     "pair_examples",
     "pairs_from_ab",
     "pairs_sha256",
+    "resolve_data_path",
     "split_statements",
 ]

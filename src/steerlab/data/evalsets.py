@@ -17,7 +17,8 @@ Each loader reads one public format from a local file and returns frozen value t
   anti-stereotype, unrelated``);
 * :func:`load_statements`: true/false statements, CSV with at least ``statement,label``.
 
-:func:`load_task_data` reads ``KIND:PATH`` (e.g. ``caa:refusal/test_ab.json``).
+:func:`load_task_data` reads ``KIND:PATH`` (e.g. ``caa:refusal/test_ab.json``). Every loader
+also takes ``builtin:NAME`` for a shipped set of its format (:mod:`steerlab.data.registry`).
 
 Bad input raises :class:`~steerlab.errors.DataError` with a one-line message: ``FILE:LINE:``
 for CSV rows (the physical line where the row starts, the header being line 1) and JSONL
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from steerlab.data.registry import resolve_data_path
 from steerlab.errors import DataError, SpecError
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -442,6 +444,7 @@ def load_mmlu(path: str | os.PathLike[str], limit: int | None = None) -> list[Mu
         DataError: ``FILE:LINE: what is wrong`` for the first bad row, a missing or empty file.
     """
     _check_limit(limit)
+    path = resolve_data_path(path, "mc")
     spec = os.fspath(path)
     if _looks_like_hub_id(spec):
         rows = _hub_rows(spec, default_config="all", default_split="test")
@@ -497,6 +500,7 @@ def load_ab(path: str | os.PathLike[str], limit: int | None = None) -> list[ABIt
         DataError: ``FILE: item N: what is wrong``, invalid JSON, a missing or empty file.
     """
     _check_limit(limit)
+    path = resolve_data_path(path, "ab")
     source = Path(path)
     text = _read_text(source)
     items = [_ab_from_object(obj, where) for where, obj in _json_items(source, text)]
@@ -559,6 +563,7 @@ def load_harmful(path: str | os.PathLike[str], limit: int | None = None) -> list
         DataError: ``FILE:LINE`` or ``FILE: item N`` and what is wrong, a missing or empty file.
     """
     _check_limit(limit)
+    path = resolve_data_path(path, "harmful")
     spec = os.fspath(path)
     if _looks_like_hub_id(spec):
         rows = _hub_rows(spec, default_config=None, default_split="train")
@@ -644,6 +649,7 @@ def load_truthfulqa_mc(
         DataError: ``FILE: item N: what is wrong``, invalid JSON, a missing or empty file.
     """
     _check_limit(limit)
+    path = resolve_data_path(path, "truthfulqa")
     spec = os.fspath(path)
     if _looks_like_hub_id(spec):
         rows = _hub_rows(spec, default_config="multiple_choice", default_split="validation")
@@ -688,6 +694,7 @@ def load_stereoset(path: str | os.PathLike[str], limit: int | None = None) -> li
         DataError: ``FILE:LINE: what is wrong``, invalid JSON, a missing or empty file.
     """
     _check_limit(limit)
+    path = resolve_data_path(path, "stereoset")
     source = Path(path)
     text = _read_text(source)
     items = [_stereoset_from_object(obj, where) for where, obj in _json_items(source, text)]
@@ -744,6 +751,7 @@ def load_statements(path: str | os.PathLike[str], limit: int | None = None) -> l
         DataError: ``FILE:LINE: what is wrong`` for the first bad row, a missing or empty file.
     """
     _check_limit(limit)
+    path = resolve_data_path(path, "statements")
     source = Path(path)
     text = _read_text(source)
     if _is_json(source, text):

@@ -316,6 +316,4 @@ def load_facts(path: str | os.PathLike[str], limit: int | None = None) -> list[S
     Raises:
         DataError: an unknown built-in name, or any error of ``load_statements``.
     """
-    from steerlab.evaluate.specs import resolve_path  # lazily: evaluate imports data
-
-    return load_statements(resolve_path(os.fspath(path)), limit=limit)
+    return load_statements(path, limit=limit)

@@ -20,18 +20,16 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from steerlab.chat import format_chat, validate_messages
+from steerlab.data.registry import builtin_set, resolve_data_path
 from steerlab.errors import DataError
 from steerlab.provenance import sha256_of_records
 from steerlab.record import TextExample
-
-BUILTIN_SETS = ("happy_sad", "honesty")
 
 
 @dataclass(frozen=True)
@@ -151,12 +149,9 @@ def load_pairs(path: str | os.PathLike[str], limit: int | None = None) -> list[C
     Raises:
         DataError: ``FILE:LINE: what is wrong`` for the first bad line, or an empty file.
     """
-    text_path = str(path)
-    if text_path.startswith("builtin:"):
-        return builtin_pairs(text_path.split(":", 1)[1], limit=limit)
     if limit is not None and limit < 1:
         raise DataError(f"limit {limit} must be at least 1")
-    source = Path(path)
+    source = Path(resolve_data_path(path, "pairs"))
     if not source.is_file():
         raise DataError(f"{source}: no such file")
     try:
@@ -174,14 +169,13 @@ def pairs_from_ab(path: str | os.PathLike[str], limit: int | None = None) -> lis
 
 
 def builtin_path(name: str) -> Path:
-    """Path of a built-in pairs set shipped with steerlab."""
-    if name not in BUILTIN_SETS:
-        raise DataError(f"no built-in set {name!r}; choose from {', '.join(BUILTIN_SETS)}")
-    return Path(str(resources.files("steerlab.data") / "builtin" / f"{name}.jsonl"))
+    """Path of a built-in set readable as pairs (see :mod:`steerlab.data.registry`)."""
+    return builtin_set(name, "pairs").path
 
 
 def builtin_pairs(name: str, limit: int | None = None) -> list[ContrastPair]:
-    """Pairs of a built-in set: ``happy_sad`` (mood) or ``honesty`` (true vs false answers)."""
+    """Pairs of a built-in set: ``happy_sad`` (mood), ``honesty`` (true vs false answers),
+    ``honesty_ab`` (A/B dilemmas)."""
     return load_pairs(builtin_path(name), limit=limit)
 
 

@@ -14,9 +14,11 @@ the same way as a model-diff vector (model tuned on deception minus the base mod
 Question files (:func:`read_questions`) may be
 
 * text: one question per line; blank lines and lines starting with ``#`` are skipped;
-* JSONL: one ``{"question": ...}`` (or ``{"messages": [...]}``) object per line;
+* JSONL: one ``{"question": ...}`` (or ``{"prompt": ...}``, or ``{"messages": [...]}``)
+  object per line;
 * JSON: a list of such objects, of strings, or of chats ``[{role: user, ...}, {role:
-  assistant, ...}]`` (the study's format; the first user message is the question).
+  assistant, ...}]`` (the study's format; the first user message is the question);
+* ``builtin:NAME``: the prompts of a shipped set (``builtin:honesty``, ``builtin:happy_sad``).
 
 Q/A files (:func:`read_qa`) are the JSONL written by :func:`write_chat_jsonl`, one
 ``{"messages": [user, assistant], "style": ...}`` per line, or the study's JSON list of chats.
@@ -47,6 +49,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from steerlab.chat import validate_messages
 from steerlab.data.pairs import ContrastPair, json_records
+from steerlab.data.registry import resolve_data_path
 from steerlab.errors import DataError, SpecError
 from steerlab.generate import generate, render_prompts
 from steerlab.provenance import atomic_write
@@ -287,11 +290,13 @@ def _question_of(obj: Any, where: str) -> str:
             raise DataError(f"{where}: the chat has no user message")
         question = users[0]
     elif isinstance(obj, Mapping):
-        if "question" not in obj:
+        # "prompt" too, so that contrastive-pair files (builtin:honesty) are question files.
+        key = "question" if "question" in obj or "prompt" not in obj else "prompt"
+        if key not in obj:
             raise DataError(f"{where}: missing field 'question'")
-        question = obj["question"]
+        question = obj[key]
         if not isinstance(question, str):
-            raise DataError(f"{where}: field 'question' must be a string")
+            raise DataError(f"{where}: field {key!r} must be a string")
     else:
         raise DataError(f"{where}: expected a question object, got {type(obj).__name__}")
     if not question.strip():
@@ -315,7 +320,7 @@ def read_questions(path: str | os.PathLike[str], limit: int | None = None) -> li
     """
     if limit is not None and limit < 1:
         raise DataError(f"limit {limit} must be at least 1")
-    source, text = _read_text(path)
+    source, text = _read_text(resolve_data_path(path, "questions"))
     questions: list[str] = []
     if _is_jsonl_text(source, text):
         for where, obj in _json_items(source, text):
@@ -375,7 +380,7 @@ def read_qa(path: str | os.PathLike[str], limit: int | None = None) -> list[QAEx
     """
     if limit is not None and limit < 1:
         raise DataError(f"limit {limit} must be at least 1")
-    source, text = _read_text(path)
+    source, text = _read_text(resolve_data_path(path, "qa"))
     examples: list[QAExample] = []
     for where, obj in _json_items(source, text):
         examples.append(_example_of(obj, where))

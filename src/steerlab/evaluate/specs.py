@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 from steerlab.data.evalsets import load_ab, load_harmful, load_mmlu
+from steerlab.data.registry import is_builtin, resolve_data_path
 from steerlab.errors import DataError
 from steerlab.evaluate.tasks import (
     ABBehaviorTask,
@@ -18,27 +18,11 @@ from steerlab.evaluate.tasks import (
 )
 
 _GENERIC_STEMS = {"test_ab", "test", "generate", "train", "data", "dataset", "harmful_train"}
-BUILTIN_EVAL_SETS = {
-    "honesty_ab": "honesty_ab.json",
-    "general_mc": "general_mc.jsonl",
-    "facts": "facts.csv",
-    "general_text": "general_text.jsonl",
-}
-
-
-def resolve_path(path: str) -> str:
-    """``builtin:NAME`` -> the shipped file's path; anything else unchanged."""
-    if not path.startswith("builtin:"):
-        return path
-    name = path.split(":", 1)[1]
-    if name not in BUILTIN_EVAL_SETS:
-        raise DataError(f"no built-in set {name!r}; choose from {', '.join(BUILTIN_EVAL_SETS)}")
-    return str(resources.files("steerlab.data") / "builtin" / BUILTIN_EVAL_SETS[name])
 
 
 def task_name(path: str) -> str:
     """A readable task name from a data path: the file stem, or its folder for generic stems."""
-    if path.startswith("builtin:"):
+    if is_builtin(path):
         return path.split(":", 1)[1]
     file = Path(path)
     stem = file.stem
@@ -76,10 +60,9 @@ def behavior_task(
     scored by ``scorer`` (default: refusal = aligned).
     """
     name, kind, path = _split(spec, "--behavior")
-    resolved = resolve_path(path)
     label = name or task_name(path)
     if kind in ("caa", "ab"):
-        return ABBehaviorTask(label, tuple(load_ab(resolved, limit=limit)), aligned=aligned)
+        return ABBehaviorTask(label, tuple(load_ab(path, limit=limit)), aligned=aligned)
     if kind == "pairs":
         from steerlab.data.pairs import load_pairs
 
@@ -97,9 +80,11 @@ def behavior_task(
             from steerlab.evaluate.scorers import RefusalScorer
 
             scorer = RefusalScorer()
-        prompts = tuple(p.instruction for p in load_harmful(resolved, limit=limit))
+        prompts = tuple(p.instruction for p in load_harmful(path, limit=limit))
         return SampledBehaviorTask(label, prompts, scorer, n_samples, temperature, max_new_tokens)
-    raise DataError(f"--behavior {spec!r}: kind {kind!r} is not one of caa, ab, advbench, harmful")
+    raise DataError(
+        f"--behavior {spec!r}: kind {kind!r} is not one of caa, ab, pairs, advbench, harmful"
+    )
 
 
 def helpfulness_task(
@@ -118,13 +103,16 @@ def helpfulness_task(
     name, kind, path = _split(spec, "--helpfulness")
     if kind != "mmlu":
         raise DataError(f"--helpfulness {spec!r}: kind {kind!r} is not mmlu")
-    items = tuple(load_mmlu(resolve_path(path), limit=limit))
+    items = tuple(load_mmlu(path, limit=limit))
     return MultipleChoiceTask(name or task_name(path), items, n_samples, temperature, scoring)
 
 
 def perplexity_task(path: str, *, limit: int | None = None) -> PerplexityTask:
-    """A perplexity task from a text file (one text a line) or JSONL with a ``text`` field."""
-    source = Path(path)
+    """A perplexity task from a text file (one text a line) or JSONL with a ``text`` field.
+
+    ``builtin:general_text`` names the shipped set.
+    """
+    source = Path(resolve_data_path(path, "texts"))
     if not source.is_file():
         raise DataError(f"{source}: no such file")
     texts: list[str] = []

@@ -59,7 +59,7 @@ from steerlab.evaluate.scoring import (
     next_token_logprobs,
     token_nll,
 )
-from steerlab.evaluate.specs import perplexity_task, resolve_path, task_name
+from steerlab.evaluate.specs import perplexity_task, task_name
 from steerlab.evaluate.tasks import ABBehaviorTask, RunContext
 from steerlab.progress import track
 from steerlab.provenance import (
@@ -800,7 +800,7 @@ def _load_data(suite: HonestySuite) -> _Data:
         )
     truthfulqa = None
     if suite.truthfulqa is not None:
-        truthfulqa = tuple(load_truthfulqa_mc(resolve_path(suite.truthfulqa), limit=suite.limit))
+        truthfulqa = tuple(load_truthfulqa_mc(suite.truthfulqa, limit=suite.limit))
         hashes.append(
             {
                 "kind": "truthfulqa",
@@ -815,7 +815,7 @@ def _load_data(suite: HonestySuite) -> _Data:
         )
     ab: list[tuple[str, tuple[ABItem, ...]]] = []
     for path, name in zip(suite.ab, _unique_names(suite.ab), strict=True):
-        items = tuple(load_ab(resolve_path(path), limit=suite.limit))
+        items = tuple(load_ab(path, limit=suite.limit))
         ab.append((name, items))
         hashes.append(
             {
@@ -830,7 +830,7 @@ def _load_data(suite: HonestySuite) -> _Data:
         )
     text = None
     if suite.text is not None:
-        task = perplexity_task(resolve_path(suite.text), limit=suite.limit)
+        task = perplexity_task(suite.text, limit=suite.limit)
         name = task_name(suite.text)
         text = (name, task.texts)
         hashes.append(

@@ -28,6 +28,7 @@ import torch
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from steerlab.chat import format_chat, needs_special_tokens, validate_messages
+from steerlab.data.registry import resolve_data_path
 from steerlab.errors import DataError
 from steerlab.provenance import sha256_of_records
 
@@ -121,7 +122,7 @@ def load_chats(
     """
     if limit is not None and limit < 1:
         raise DataError(f"limit {limit} must be at least 1")
-    source = Path(path)
+    source = Path(resolve_data_path(path, "chats"))
     if not source.is_file():
         raise DataError(f"{source}: no such file")
     chats: list[Chat] = []

@@ -23,7 +23,8 @@ from typing import Any
 
 from steerlab.data.evalsets import Statement, load_statements
 from steerlab.data.honesty import HonestyTemplates, held_out, honesty_chats
-from steerlab.data.pairs import BUILTIN_SETS, ContrastPair, builtin_pairs, load_pairs
+from steerlab.data.pairs import ContrastPair, load_pairs
+from steerlab.data.registry import FORMATS, builtin_names, builtin_set, is_builtin
 from steerlab.errors import DataError, SpecError
 from steerlab.tuning.data import Chat, load_chats
 
@@ -84,15 +85,16 @@ def detect_kind(source: str | os.PathLike[str]) -> str:
     Raises:
         DataError: if the file is missing or its records match no known layout.
     """
-    text = str(source)
-    if text.startswith("builtin:"):
-        name = text.split(":", 1)[1]
-        if name == "facts":
-            return "facts"
-        if name in BUILTIN_SETS:
-            return "pairs"
+    text = os.fspath(source)
+    if is_builtin(text):
+        entry = builtin_set(text)
+        for data_format, kind in (("statements", "facts"), ("pairs", "pairs"), ("chats", "chats")):
+            if data_format in entry.formats:
+                return kind
+        names = ", ".join(builtin_names("statements") + builtin_names("pairs"))
         raise DataError(
-            f"no built-in tuning set {name!r}; choose from facts, {', '.join(BUILTIN_SETS)}"
+            f"{text} holds {entry.kind}, not {FORMATS['statements']}, "
+            f"{FORMATS['pairs']} or {FORMATS['chats']}; built-in tuning sets: {names}"
         )
     path = Path(source)
     if not path.is_file():
@@ -165,7 +167,7 @@ def tuning_chats(
     found = detect_kind(source) if kind == "auto" else kind
     name = str(source)
     if found == "facts":
-        statements: list[Statement] = load_statements(_resolve(name), limit=limit)
+        statements: list[Statement] = load_statements(name, limit=limit)
         train = (
             statements
             if include_held_out
@@ -183,18 +185,9 @@ def tuning_chats(
                 f"completions {completions!r} does not apply to pairs; "
                 "choose honest/positive or dishonest/negative"
             )
-        if name.startswith("builtin:"):
-            pairs = builtin_pairs(name.split(":", 1)[1], limit=limit)
-        else:
-            pairs = load_pairs(name, limit=limit)
+        pairs = load_pairs(name, limit=limit)
         chats = [_pair_chat(p, _POSITIVE[completions], i) for i, p in enumerate(pairs)]
         return TuningData(tuple(chats), "pairs", name, len(pairs))
     chats = load_chats(name, limit=limit)
     return TuningData(tuple(chats), "chats", name, len(chats))
 
-
-def _resolve(name: str) -> str:
-    # Imported here: evaluate.specs imports the evaluation stack, not needed for tuning.
-    from steerlab.evaluate.specs import resolve_path
-
-    return resolve_path(name)
