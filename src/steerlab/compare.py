@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.table import Table
 
-from steerlab.errors import SpecError
+from steerlab.errors import ModelMismatchError, SpecError
 from steerlab.provenance import atomic_write
 from steerlab.vector import SteeringVector
 
@@ -96,7 +96,10 @@ def compare(vectors: Mapping[str, SteeringVector]) -> Comparison:
         raise SpecError("compare needs at least two vectors")
     rows = []
     for (name_a, a), (name_b, b) in itertools.combinations(vectors.items(), 2):
-        cosines = a.cosine(b)
+        try:
+            cosines = a.cosine(b)
+        except ModelMismatchError as exc:
+            raise ModelMismatchError(f"{name_a} and {name_b}: {exc}") from None
         if not cosines:
             raise SpecError(f"{name_a} and {name_b} share no layer")
         norms_a, norms_b = a.norms(), b.norms()

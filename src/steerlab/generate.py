@@ -100,6 +100,9 @@ def generate(
     if vector is None:
         values = [0.0]  # unsteered: one row per prompt
     texts = render_prompts(tokenizer, prompts, system, chat)
+    for number, text in enumerate(texts, start=1):
+        if not text.strip() and not tokenizer(text, add_special_tokens=True)["input_ids"]:
+            raise DataError(f"prompt {number} is empty: without a chat template no token is left")
     rows = [(i, c) for i in range(len(prompts)) for c in values]
     device = model_device(model)
     tokenizer.padding_side = "left"

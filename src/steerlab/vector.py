@@ -89,11 +89,41 @@ class VectorMetadata:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise VectorError(f"{where}: metadata is not valid JSON ({exc.msg})") from None
+        if not isinstance(data, dict):
+            raise VectorError(f"{where}: metadata is not a JSON object")
         names = {f for f in cls.__dataclass_fields__}
         missing = {"model_type", "hidden_size", "num_layers", "method"} - set(data)
         if missing:
             raise VectorError(f"{where}: metadata lacks {', '.join(sorted(missing))}")
+        for key, kind in _METADATA_TYPES.items():
+            value = data.get(key)
+            if key in data and value is not None and not _is_kind(value, kind):
+                raise VectorError(
+                    f"{where}: metadata field {key!r} must be {kind.__name__}, got {value!r}"
+                )
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# Types of the metadata fields a loaded file must respect (None allowed where optional).
+_METADATA_TYPES: dict[str, type] = {
+    "model_id": str,
+    "model_type": str,
+    "hidden_size": int,
+    "num_layers": int,
+    "method": str,
+    "position": str,
+    "n_examples": int,
+    "data_sha256": str,
+    "library_version": str,
+    "git_revision": str,
+    "created": str,
+    "seed": int,
+    "extra": dict,
+}
+
+
+def _is_kind(value: Any, kind: type) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
 
 
 def _frozen_tensor(value: torch.Tensor) -> torch.Tensor:
