@@ -186,3 +186,19 @@ def test_eval_errors_are_one_line(setup: dict[str, Path], tmp_path: Path) -> Non
         invoke([*base, "--models", str(setup["base"]), "--steered", "default:nothere.st:2"])
     )
     assert "nothere.st" in line
+
+
+@pytest.mark.parametrize("first", ["default", "base"])
+def test_eval_checks_every_model_before_creating_anything(
+    setup: dict[str, Path], tmp_path: Path, first: str
+) -> None:
+    out = tmp_path / "never"
+    model = "default" if first == "default" else str(setup["base"])
+    args = ["eval", "--models", f"{model},./nomodel", "--data-dir", str(setup["nodata"])]
+    line = one_line_error(invoke([*args, "-o", str(out)]))
+    assert "./nomodel: no such model folder" in line and "Hub id" in line
+    assert not out.exists()
+    steered = ["--steered", f"./nomodel:{setup['vector']}:2"]
+    line = one_line_error(invoke(["eval", "--models", model, *steered, *args[3:], "-o", str(out)]))
+    assert "./nomodel: no such model folder" in line
+    assert not out.exists()

@@ -5,17 +5,28 @@ The default model is SmolLM2-135M-Instruct, shipped as a GGUF file inside the Py
 first load writes a safetensors copy to a cache folder and later loads take a second or two.
 The cache is keyed by the GGUF file's hash and the transformers version, because a copy
 saved by another transformers major version can load silently wrong.
+
+Model references (:func:`check_model_reference`, also run by :func:`load_model`): a name that
+looks like a path (``./x``, ``../x``, ``/x``, ``~/x``, two or more slashes, a file suffix) must
+be an existing folder; anything else must be a valid Hub id. Hub ids are looked up in the
+local Hugging Face cache first, with no network; only when a model is not cached is the Hub
+asked, and then only after one quick connection check, so that an offline machine fails at
+once with one line instead of after a minute of retries. ``HF_HUB_OFFLINE=1`` (or
+``TRANSFORMERS_OFFLINE=1``) never asks the Hub.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
@@ -139,6 +150,183 @@ def default_model_folder() -> Path:
     return convert_gguf(gguf, folder)
 
 
+# File suffixes that mark a model reference as a path, never a Hub id.
+_FILE_SUFFIXES = (
+    ".safetensors", ".bin", ".gguf", ".pt", ".pth", ".ckpt", ".onnx", ".h5", ".msgpack",
+    ".json", ".jsonl", ".csv", ".txt",
+)  # fmt: skip
+_HUB_PART = re.compile(r"\w(?:[\w.-]*\w)?")
+_TRUE = ("1", "on", "yes", "true")
+HUB_PROBE_TIMEOUT = 3.0
+"""Seconds the one connection check to the Hub (or the proxy) may take."""
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether a model reference is meant as a local path rather than a Hub id.
+
+    True for ``./x``, ``../x``, ``/x``, ``~/x``, names with a backslash (or the OS separator
+    other than ``/``), with two or more slashes, or ending in a file suffix (``.safetensors``,
+    ``.gguf``, ``.bin``, ``.json``...). A Hub id has at most one slash.
+    """
+    text = name.strip()
+    if text.startswith(("./", "../", "/", "~", ".\\", "..\\")) or text in (".", ".."):
+        return True
+    if "\\" in text or (os.sep != "/" and os.sep in text) or text.count("/") >= 2:
+        return True
+    return text.lower().endswith(_FILE_SUFFIXES)
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether ``name`` is a valid Hugging Face Hub id (``NAME`` or ``ORG/NAME``).
+
+    The Hub's rules: letters, digits, ``-``, ``_`` and ``.``; no ``--`` or ``..``; neither
+    part starts or ends with ``-`` or ``.``; at most 96 characters.
+    """
+    parts = name.split("/")
+    return (
+        0 < len(name) <= 96
+        and len(parts) <= 2
+        and all(_HUB_PART.fullmatch(part) for part in parts)
+        and "--" not in name
+        and ".." not in name
+    )
+
+
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` asks for no network at all."""
+    return any(
+        os.environ.get(variable, "").strip().lower() in _TRUE
+        for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def hub_endpoint() -> str:
+    """The Hub's URL: ``$HF_ENDPOINT``, else ``https://huggingface.co``."""
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT) -> bool:
+    """One TCP connection to the Hub (or to the HTTPS proxy when one is set), no retries."""
+    proxy = next(
+        (os.environ[v] for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+         if os.environ.get(v)),
+        None,
+    )  # fmt: skip
+    target = hub_endpoint() if proxy is None else proxy if "://" in proxy else f"http://{proxy}"
+    url = urlsplit(target)
+    host = url.hostname
+    if not host:
+        return False
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _hub_cached(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # a malformed cache is "not cached" here; loading says more
+        return False
+    return isinstance(found, str)
+
+
+def _not_hub_id(name: str) -> ModelLoadError:
+    if looks_like_path(name):
+        return ModelLoadError(
+            f"{name}: no such model folder (and, being a path, not a Hugging Face Hub id either)"
+        )
+    return ModelLoadError(
+        f"{name}: no such model folder, and not a valid Hugging Face Hub id "
+        "(NAME or ORG/NAME of letters, digits, '-', '_' and '.')"
+    )
+
+
+def _unreachable(name: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"{name}: not in the local Hugging Face cache and the Hub ({hub_endpoint()}) cannot be "
+        "reached; download it where there is network (or pass a local folder), and set "
+        "HF_HUB_OFFLINE=1 to use only the cache"
+    )
+
+
+def _offline_missing(name: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"{name}: not in the local Hugging Face cache, and HF_HUB_OFFLINE (or "
+        "TRANSFORMERS_OFFLINE) forbids downloading it"
+    )
+
+
+def check_model_reference(name: str) -> None:
+    """Check, without loading anything, that ``name`` can be a model; fail with one line.
+
+    ``"default"`` needs the embedded model's package; an existing path must be a folder with
+    ``config.json`` or ``adapter_config.json``; a path-like name must exist; anything else
+    must be a valid Hub id that is in the local cache, or else the Hub must be reachable
+    (one quick connection check) and ``HF_HUB_OFFLINE`` unset. Commands that take several
+    models call this for each before creating any output.
+
+    Raises:
+        ModelLoadError: naming the reference and what is wrong.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ModelLoadError(f"model {name!r}: empty model name")
+    if name == DEFAULT_MODEL:
+        embedded_gguf_path()
+        return
+    local = Path(name).expanduser()
+    if local.exists():
+        if not local.is_dir():
+            raise ModelLoadError(f"{name}: not a model folder (a file)")
+        if not (local / "config.json").is_file() and not (local / "adapter_config.json").is_file():
+            raise ModelLoadError(
+                f"{name}: not a model folder (no config.json or adapter_config.json in it)"
+            )
+        return
+    if looks_like_path(name) or not is_hub_id(name):
+        raise _not_hub_id(name)
+    if _hub_cached(name):
+        return
+    if hub_offline():
+        raise _offline_missing(name)
+    if not hub_reachable():
+        raise _unreachable(name)
+
+
+def _load_pretrained(
+    source: str | Path, name: str, kwargs: dict[str, Any]
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """``from_pretrained`` of model and tokenizer; Hub ids from the cache first."""
+    trust = kwargs.get("trust_remote_code", False)
+
+    def attempt(local_only: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        # transformers does not pass local_files_only on to its adapter_config.json lookup
+        # (which then retries the Hub for a minute offline): adapter_kwargs carries it there.
+        extra = {"adapter_kwargs": {"local_files_only": True}} if local_only else {}
+        model = AutoModelForCausalLM.from_pretrained(
+            source, local_files_only=local_only, **extra, **kwargs
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, trust_remote_code=trust, local_files_only=local_only
+        )
+        return model, tokenizer
+
+    if isinstance(source, Path):
+        return attempt(True)
+    try:
+        return attempt(True)
+    except OSError:
+        if hub_offline():
+            raise _offline_missing(name) from None
+    if not hub_reachable():
+        raise _unreachable(name)
+    return attempt(False)
+
+
 def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
@@ -157,6 +345,26 @@ def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizer
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return tokenizer
+
+
+def check_device(device: str | None) -> None:
+    """Refuse a device that torch does not understand or that this machine lacks.
+
+    Raises:
+        ModelLoadError: naming the device.
+    """
+    if device is None:
+        return
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError, TypeError):
+        raise ModelLoadError(
+            f"device {device!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)"
+        ) from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r}: CUDA is not available on this machine")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError(f"device {device!r}: MPS is not available on this machine")
 
 
 def load_model(
@@ -185,6 +393,7 @@ def load_model(
         ModelLoadError: if the model cannot be found or loaded.
     """
     torch_dtype = _resolve_dtype(dtype)
+    check_device(device)
     if name_or_path == DEFAULT_MODEL:
         source: str | Path = default_model_folder()
         model_id = DEFAULT_MODEL_ID
@@ -194,18 +403,19 @@ def load_model(
         local = Path(name_or_path).expanduser()
         if local.exists():
             if not local.is_dir():
-                raise ModelLoadError(f"{name_or_path}: not a model folder")
+                raise ModelLoadError(f"{name_or_path}: not a model folder (a file)")
             source = local
             if (local / "adapter_config.json").is_file() and not (local / "config.json").is_file():
                 return _load_adapter(local, torch_dtype, device, device_map, trust_remote_code)
+        elif looks_like_path(name_or_path) or not is_hub_id(name_or_path):
+            raise _not_hub_id(name_or_path)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if torch_dtype is not None:
         kwargs["dtype"] = torch_dtype
     if device_map is not None:
         kwargs["device_map"] = device_map
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model, tokenizer = _load_pretrained(source, name_or_path, kwargs)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"{name_or_path}: cannot load model: {first}") from exc

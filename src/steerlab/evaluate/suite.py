@@ -1292,6 +1292,19 @@ def _entries(models: Sequence[EvalModel | str]) -> list[EvalModel]:
     return entries
 
 
+def check_sources(entries: Sequence[EvalModel]) -> None:
+    """Check every model that will be loaded (see :func:`steerlab.models.check_model_reference`).
+
+    Raises:
+        ModelLoadError: the first reference that names no folder, no valid Hub id, or a Hub
+            model that is neither cached nor reachable.
+    """
+    from steerlab.models import check_model_reference
+
+    for source in dict.fromkeys(e.source for e in entries if not e.in_memory and e.source):
+        check_model_reference(source)
+
+
 def _release() -> None:
     gc.collect()
     if torch.cuda.is_available():
@@ -1335,10 +1348,12 @@ def evaluate(
     Raises:
         SpecError: ``output_dir`` holds a run with other settings, data or a model of the
             same label set up otherwise (use another folder or ``resume=False``).
-        DataError / ModelLoadError / VectorError: bad data, a model that cannot be loaded, a
-            vector that does not fit the model.
+        ModelLoadError: a model reference that cannot be a model (checked for every model
+            before ``output_dir`` is created), or a model that fails to load.
+        DataError / VectorError: bad data, a vector that does not fit the model.
     """
     entries = _entries(models)
+    check_sources(entries)  # every model reference, before anything is created
     suite = _resolve_suite(suite)
     data = _load_data(suite)
     keys = data.keys(suite)
