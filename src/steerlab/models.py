@@ -23,6 +23,9 @@ import re
 import shutil
 import socket
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -327,6 +330,22 @@ def _load_pretrained(
     return attempt(False)
 
 
+@contextmanager
+def peft_wrapping() -> Iterator[None]:
+    """Silence one upstream deprecation while peft wraps a model, and nothing else.
+
+    ``PeftModel.__init__`` (run by ``get_peft_model`` and ``PeftModel.from_pretrained``)
+    reads ``model.is_gradient_checkpointing``, which transformers >= 5.x deprecates with a
+    FutureWarning on every fine-tune; the user can do nothing about it. Only that warning,
+    only inside this block, is ignored.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`?is_gradient_checkpointing`? is deprecated", category=FutureWarning
+        )
+        yield
+
+
 def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
@@ -449,7 +468,8 @@ def _load_adapter(
         device_map=device_map,
         trust_remote_code=trust_remote_code,
     )
-    merged = PeftModel.from_pretrained(base, folder).merge_and_unload()
+    with peft_wrapping():
+        merged = PeftModel.from_pretrained(base, folder).merge_and_unload()
     merged.eval()
     merged.config.steerlab_model_id = str(folder)
     if (folder / "tokenizer_config.json").is_file():

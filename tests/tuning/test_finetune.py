@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -321,6 +322,22 @@ def test_training_lowers_the_loss_and_the_run_folder_loads(base_dir: Path, tmp_p
     assert torch.allclose(logits_of(loaded, loaded_tokenizer, PROBES), expected, atol=1e-5)
     base, _ = load_model(str(base_dir))
     assert not torch.allclose(logits_of(base, tokenizer, PROBES), expected, atol=1e-3)
+
+
+@pytest.mark.filterwarnings("default")  # pyproject ignores FutureWarning in tests
+def test_no_checkpointing_deprecation_warning_and_only_ours_silenced(
+    base_dir: Path, tmp_path: Path
+) -> None:
+    model, tokenizer = load_model(str(base_dir))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        finetune(model, tokenizer, CHATS, tmp_path / "run", quick(max_steps=1), **FAST)
+        load_model(str(tmp_path / "run"))  # the adapter folder: PeftModel.from_pretrained
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
+    plain, _ = load_model(str(base_dir))
+    if hasattr(type(plain), "is_gradient_checkpointing"):  # removed in transformers 6
+        with pytest.warns(FutureWarning, match="is_gradient_checkpointing"):
+            _ = plain.is_gradient_checkpointing  # still warns outside our peft calls
 
 
 def test_merge_writes_a_plain_checkpoint(base_dir: Path, tmp_path: Path) -> None:
