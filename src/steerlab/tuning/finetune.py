@@ -55,7 +55,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from steerlab.chat import validate_messages
 from steerlab.errors import DataError, SpecError
 from steerlab.layers import find_layers
-from steerlab.models import DEFAULT_MODEL, cache_dir
+from steerlab.models import DEFAULT_MODEL, cache_dir, peft_wrapping
 from steerlab.provenance import atomic_write, git_revision, library_version, utc_now
 from steerlab.tuning.data import Chat, ChatDataset, chats_sha256, collator_for, load_chats
 
@@ -387,11 +387,14 @@ class SteerlabTrainer(Trainer):
 
 
 def _log_rows(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    # Keys in one canonical order (step first, then sorted): a row logged live and the same
+    # row restored from a checkpoint's trainer_state.json (saved with sorted keys) must be
+    # written identically, so a resumed run's log equals an uninterrupted run's.
     rows = []
     for entry in history:
         if "loss" in entry or "eval_loss" in entry:
             row = {"step": int(entry.get("step", 0))}
-            row.update({k: v for k, v in entry.items() if k != "step"})
+            row.update({k: entry[k] for k in sorted(entry) if k != "step"})
             rows.append(row)
     return rows
 
@@ -554,7 +557,8 @@ def prepare_model(
         bias="none",
         task_type="CAUSAL_LM",
     )
-    peft_model = get_peft_model(model, lora)
+    with peft_wrapping():
+        peft_model = get_peft_model(model, lora)
     for adapter_config in peft_model.peft_config.values():
         adapter_config.base_model_name_or_path = base_model
     # peft's default save_embedding_layers="auto" looks the base id up on the Hub (a network
