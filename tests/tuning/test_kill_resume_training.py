@@ -176,8 +176,15 @@ def test_tune_killed_then_rerun_matches_an_uninterrupted_run(
     cli = Cli(tmp_path)
     killed, fresh = tmp_path / "killed", tmp_path / "fresh"
     uninterrupted = cli.start(args(fresh))
-    cli.kill_when(args(killed), lambda: checkpointed(killed))
+    second = killed / "checkpoint-4" / "trainer_state.json"
+    cli.kill_when(args(killed), second.is_file)
     assert_kill_was_part_way(killed, "adapter_model.safetensors")
+    # The trainer state is a checkpoint's last file: cut in half, it is what a kill in the
+    # middle of writing it leaves. The resume must fall back to the checkpoint before.
+    state = second.read_bytes()
+    second.write_bytes(state[: len(state) // 2])
     cli.run(args(killed))
     cli.finish(uninterrupted)
     assert_same_run(killed, fresh, ("adapter_model.safetensors", "merged/model.safetensors"))
+    record = json.loads((killed / "steerlab_finetune.json").read_text(encoding="utf-8"))
+    assert record["resumed_from"] == "checkpoint-2"

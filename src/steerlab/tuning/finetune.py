@@ -618,18 +618,34 @@ def training_arguments(
 # --------------------------------------------------------------------------- run folder
 
 
+def _complete_checkpoint(folder: Path) -> bool:
+    """Whether ``folder`` is a whole checkpoint: the Trainer writes ``trainer_state.json``
+    last, and not atomically, so a process killed while writing it leaves it cut short."""
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(state, dict)
+
+
 def last_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
-    """The complete ``checkpoint-N`` folder with the highest N in ``output_dir``, if any."""
+    """The complete ``checkpoint-N`` folder with the highest N in ``output_dir``, if any.
+
+    A checkpoint that a killed process left half-written is skipped (training resumes from
+    the one before, and the Trainer writes that step's checkpoint again).
+    """
     folder = Path(output_dir)
     if not folder.is_dir():
         return None
     found: list[tuple[int, Path]] = []
     for child in folder.iterdir():
         suffix = child.name[len(CHECKPOINT_PREFIX) :]
-        complete = child.is_dir() and (child / "trainer_state.json").is_file()
-        if child.name.startswith(CHECKPOINT_PREFIX) and suffix.isdigit() and complete:
+        if child.name.startswith(CHECKPOINT_PREFIX) and suffix.isdigit() and child.is_dir():
             found.append((int(suffix), child))
-    return max(found)[1] if found else None
+    for _, child in sorted(found, reverse=True):
+        if _complete_checkpoint(child):
+            return child
+    return None
 
 
 def _checkpoints(folder: Path) -> Iterator[Path]:
