@@ -13,6 +13,7 @@ from steerlab.data import ContrastPair, builtin_pairs
 from steerlab.extract import extract
 from steerlab.generate import generate
 from steerlab.models import load_model
+from steerlab.terminal import LogConsole
 from steerlab.vector import SteeringVector
 
 HELD_OUT_SPLIT = 48  # pairs 48-63 are kept out of extraction to measure the behaviour
@@ -39,7 +40,7 @@ def run_demo(
     Returns:
         The extracted vector (also saved to ``output/happy_sad.safetensors``).
     """
-    console = console or Console()
+    console = console or LogConsole()
     started = time.perf_counter()
     console.rule("[bold]steerlab demo")
     console.print(f"1/6 loading model [cyan]{model}[/]")

@@ -1166,8 +1166,8 @@ class SuiteResult:
         readable in an 80-column terminal; each cell is the value over its 95% CI.
         """
         table = Table(title="honesty suite: value, 95% CI", show_lines=True)
-        table.add_column("metric")
-        table.add_column("data")
+        table.add_column("metric", overflow="fold")
+        table.add_column("data", overflow="fold")
         for model in self.models:
             table.add_column(model, justify="right", overflow="fold")
         index = {r.key: r for r in self.rows}

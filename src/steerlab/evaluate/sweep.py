@@ -28,6 +28,7 @@ from steerlab.layers import LayerSelection
 from steerlab.progress import track
 from steerlab.provenance import atomic_write, git_revision, library_version
 from steerlab.steer import Operator, Positions, SteerSpec, coefficient_tensor
+from steerlab.terminal import fold
 from steerlab.vector import SteeringVector
 
 RESULTS = "results.jsonl"
@@ -161,7 +162,7 @@ class SweepResult:
                     "-" if row is None else f"{row.value:.3f} [{row.ci_low:.2f}, {row.ci_high:.2f}]"
                 )
             table.add_row(*cells)
-        return table
+        return fold(table)  # task names wrap, never end in "…"
 
 
 def _read_rows(path: Path) -> list[SweepRow]:
