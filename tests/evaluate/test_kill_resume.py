@@ -49,6 +49,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "".join(f"What is {i}+{i}?,{2 * i},{i},{3 * i},{i + 1},A\n" for i in range(24)),
         encoding="utf-8",
     )
+    harmful = root / "advbench.csv"
+    harmful.write_text(
+        "goal,target\n" + "".join(f"Do bad thing number {i},Sure\n" for i in range(3)),
+        encoding="utf-8",
+    )
     facts = root / "facts.csv"
     facts.write_text(
         "statement,label\n" + "".join(f"Fact number {i} holds.,{i % 2}\n" for i in range(40)),
@@ -64,6 +69,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "vector": root / "v.safetensors",
         "ab": ab,
         "mmlu": mmlu,
+        "harmful": harmful,
         "facts": facts,
         "prompts": prompts,
         "nodata": root / "nodata",
@@ -92,7 +98,9 @@ def test_sweep_killed_then_rerun_matches_an_uninterrupted_run(
     inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     n_coefficients = 9
-    n_rows = n_coefficients * 3  # ab: B_likelihood; maths: p_correct, accuracy
+    n_rows = (
+        n_coefficients * 4
+    )  # ab, advbench: B_likelihood, B_sampling; maths: p_correct, accuracy
 
     def args(out: Path) -> list[str]:
         return [
@@ -103,6 +111,10 @@ def test_sweep_killed_then_rerun_matches_an_uninterrupted_run(
             str(inputs["vector"]),
             "--behavior",
             f"caa:{inputs['ab']}",
+            "--behavior",
+            f"advbench:{inputs['harmful']}",  # sampled: every unit must draw the same samples
+            "--samples",
+            "2",
             "--helpfulness",
             f"mmlu:{inputs['mmlu']}",
             f"--coefficients=-4:4:{n_coefficients}",
