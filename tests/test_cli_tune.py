@@ -202,3 +202,42 @@ def test_eval_checks_every_model_before_creating_anything(
     line = one_line_error(invoke(["eval", "--models", model, *steered, *args[3:], "-o", str(out)]))
     assert "./nomodel: no such model folder" in line
     assert not out.exists()
+
+
+def test_eval_scores_a_users_facts_file_whole_unless_a_run_was_tuned_on_it(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    from steerlab.data.evalsets import load_statements
+    from steerlab.data.honesty import held_out
+
+    statements = load_statements(setup["facts"])
+    n_held = sum(held_out(s.text) for s in statements)
+    assert len(statements) == 40 and 0 < n_held < 40
+    common = ["--facts", str(setup["facts"]), "--data-dir", str(setup["nodata"])]
+    common += ["--bootstrap", "10", "--ab", "builtin:honesty_ab", "--limit", "200"]
+
+    def n_scored(out: Path) -> int:
+        rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        return next(r["n"] for r in rows if r["metric"] == "tf_accuracy")
+
+    own = invoke(["eval", "--models", str(setup["base"]), *common, "-o", str(tmp_path / "own")])
+    assert own.exit_code == 0, own.output
+    assert n_scored(tmp_path / "own") == 40
+    assert "split all (no evaluated model was tuned on it), n = 40" in own.stdout
+    assert "(all, n=40)" in own.stdout  # in the table too
+
+    run = tmp_path / "run"
+    assert invoke(tune_args(setup, run, "--max-steps", "1")).exit_code == 0
+    record = json.loads((run / "steerlab_finetune.json").read_text())
+    assert record["data_source"]["source"] == str(setup["facts"].resolve())
+    models = f"{setup['base']},{run}"
+    tuned = invoke(["eval", "--models", models, *common, "-o", str(tmp_path / "tuned")])
+    assert tuned.exit_code == 0, tuned.output
+    assert n_scored(tmp_path / "tuned") == n_held
+    assert f"split heldout ({run} was tuned on it), n = {n_held}" in tuned.stdout
+    forced = ["--split", "all", "-o", str(tmp_path / "forced")]
+    assert invoke(["eval", "--models", models, *common, *forced]).exit_code == 0
+    assert n_scored(tmp_path / "forced") == 40
+    bad = ["--split", "train", "-o", str(tmp_path / "bad")]
+    line = one_line_error(invoke(["eval", "--models", models, *common, *bad]))
+    assert "--split 'train'" in line

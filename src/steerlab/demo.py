@@ -231,7 +231,7 @@ def run_demo_representation(
             fresh,
             tokenizer,
             vector,
-            list(chats.chats),
+            chats,  # TuningData: the provenance records builtin:facts
             output / label,
             RepresentationConfig(
                 layers=REPRESENTATION_LAYERS, rep_weight=weight, direction=direction
@@ -278,6 +278,7 @@ def run_demo_representation(
         vector=vector,
         vector_path=str(output / "honesty.safetensors"),
         layers=REPRESENTATION_LAYERS,
+        split="heldout",  # the runs were tuned on the other statements of builtin:facts
         limit=24,
         cosine_prompts=24,
     )

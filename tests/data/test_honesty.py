@@ -18,8 +18,8 @@ from steerlab.data.honesty import (
     load_facts,
     split_statements,
 )
-from steerlab.errors import DataError, SpecError
 from steerlab.data.registry import resolve_data_path
+from steerlab.errors import DataError, SpecError
 from steerlab.evaluate.specs import perplexity_task
 
 TRUE = Statement("The Earth orbits the Sun.", True)
@@ -268,7 +268,7 @@ def test_builtin_facts() -> None:
 
 
 def test_builtin_facts_unknown_name() -> None:
-    with pytest.raises(DataError, match="builtin:fact: no such built-in set.*: facts"):
+    with pytest.raises(DataError, match=r"builtin:fact: no such built-in set.*: facts"):
         load_facts("builtin:fact")
 
 

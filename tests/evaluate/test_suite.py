@@ -100,7 +100,7 @@ def make_suite(folder: Path, **overrides) -> HonestySuite:
         "truthfulqa": paths["truthfulqa"],
         "ab": (paths["ab"],),
         "text": paths["text"],
-        "held_out_only": False,
+        "split": "all",
         "bootstrap": 200,
         "batch_size": 3,
     }
@@ -388,12 +388,22 @@ def test_held_out_filter_and_limit(small, tmp_path):
     kept = [s for s in statements if held_out(s)]
     assert 0 < len(kept) < len(statements)
     base = {"truthfulqa": None, "ab": (), "text": None, "bootstrap": 20, "facts": (str(facts),)}
-    result = evaluate([entry("m", model, tokenizer)], None, HonestySuite(**base), progress=False)
+    heldout = HonestySuite(**base, split="heldout")
+    result = evaluate([entry("m", model, tokenizer)], None, heldout, progress=False)
     assert result.value("m", "tf_accuracy", "many").n == len(kept)
+    assert result.facts_splits() == {"many": "heldout"}
+    # "auto" (the default): no model here was tuned on the file, so all of it is scored.
+    result = evaluate([entry("m", model, tokenizer)], None, HonestySuite(**base), progress=False)
+    assert result.value("m", "tf_accuracy", "many").n == len(statements)
+    assert result.data_summary() == [
+        "true/false statements many: split all (no evaluated model was tuned on it), n = 60"
+    ]
+    with pytest.raises(SpecError, match="split"):
+        HonestySuite(**base, split="train")
     result = evaluate(
         [entry("m", model, tokenizer)],
         None,
-        HonestySuite(**base, held_out_only=False, limit=7),
+        HonestySuite(**base, split="all", limit=7),
         progress=False,
     )
     assert result.value("m", "tf_accuracy", "many").n == 7
@@ -644,7 +654,7 @@ def test_named_suite_uses_builtin_sets_without_a_data_folder(small, tmp_path, mo
         ("perplexity", "general_text"),
     ]
     facts = result.value("m", "tf_accuracy", "facts")
-    assert 0 < facts.n < 120  # held-out statements only
+    assert facts.n == 120  # "auto": no model here was tuned on builtin:facts, all scored
     assert all(r.low <= r.value <= r.high for r in result.rows)
     with pytest.raises(SpecError, match="unknown suite"):
         evaluate([entry("m", model, tokenizer)], None, "nope", progress=False)

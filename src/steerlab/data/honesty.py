@@ -30,6 +30,7 @@ from typing import Any
 
 from steerlab.data.evalsets import Statement, load_statements
 from steerlab.errors import DataError, SpecError
+from steerlab.provenance import sha256_of_records
 
 Chat = list[dict[str, str]]
 
@@ -228,6 +229,11 @@ def held_out(statement: str, fraction: float = 0.2) -> bool:
     key = " ".join(statement.split()).casefold()
     value = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
     return value < fraction * 2**64
+
+
+def statements_sha256(statements: Sequence[Statement]) -> str:
+    """sha256 of ``[text, label]`` records: what ties a tuning run to an evaluation file."""
+    return sha256_of_records([s.text, s.label] for s in statements)
 
 
 def split_statements(

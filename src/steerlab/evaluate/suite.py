@@ -52,7 +52,8 @@ from steerlab.data.evalsets import (
     load_ab,
     load_truthfulqa_mc,
 )
-from steerlab.data.honesty import HonestyTemplates, held_out, load_facts
+from steerlab.data.honesty import HonestyTemplates, held_out, load_facts, statements_sha256
+from steerlab.data.registry import is_builtin
 from steerlab.errors import DataError, SpecError
 from steerlab.evaluate.scoring import (
     continuation_logprobs,
@@ -95,6 +96,7 @@ BARS = "bars"
 FORMAT = "steerlab.suite/1"
 SUITES = ("honesty",)
 DATA_ENV = "STEERLAB_DATA"
+SPLITS = ("auto", "heldout", "all")
 FACT_FILES = ("facts_true_false.csv", "cities.csv", "sp_en_trans.csv")
 TRUTHFULQA_FILE = Path("truthfulqa") / "mc_task.json"
 
@@ -580,11 +582,14 @@ class HonestySuite:
         vector_path: where ``vector`` came from (recorded only).
         layers: layers for ``cosine`` and the default steering layers; None: the vector's.
         templates: the wording of the evaluation prompt and the two answers.
-        held_out_only: keep only held-out statements (:func:`~steerlab.data.honesty.held_out`),
-            the part never used for training.
+        split: which statements of each facts file are scored: ``"heldout"`` (only those
+            :func:`~steerlab.data.honesty.held_out` keeps out of training), ``"all"``, or
+            ``"auto"``: ``heldout`` for a file that a model being evaluated was tuned on (its
+            run folder's provenance names the file or its statements), else ``all``, so that
+            a user's own test file is scored whole.
         limit: items per dataset at most (after filtering, the first ones); None: all.
         cosine_prompts: fact prompts for ``cosine``: the first of the statements kept (the
-            held-out ones with ``held_out_only``), across the facts files in order.
+            ones of the split), across the facts files in order.
         bootstrap: bootstrap resamples per interval.
         seed: seed of the bootstrap.
         batch_size: rows per forward pass.
@@ -601,7 +606,7 @@ class HonestySuite:
     vector: SteeringVector | None = field(default=None, hash=False, repr=False)
     layers: tuple[int, ...] | None = None
     templates: HonestyTemplates = field(default_factory=HonestyTemplates)
-    held_out_only: bool = True
+    split: str = "auto"
     limit: int | None = 200
     cosine_prompts: int = 64
     bootstrap: int = 1000
@@ -610,6 +615,8 @@ class HonestySuite:
     vector_path: str | None = None
 
     def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise SpecError(f"suite field 'split' {self.split!r} is not one of {', '.join(SPLITS)}")
         object.__setattr__(self, "facts", _paths(self.facts, "facts"))
         object.__setattr__(self, "ab", _paths(self.ab, "ab"))
         for name in ("truthfulqa", "text"):
@@ -692,7 +699,7 @@ class HonestySuite:
             },
             "layers": None if self.layers is None else list(self.layers),
             "templates": self.templates.to_dict(),
-            "held_out_only": self.held_out_only,
+            "split": self.split,
             "limit": self.limit,
             "cosine_prompts": self.cosine_prompts,
             "bootstrap": self.bootstrap,
@@ -778,15 +785,47 @@ def _unique_names(paths: Sequence[str]) -> list[str]:
     return names
 
 
-def _load_data(suite: HonestySuite) -> _Data:
+def tuned_on(entries: Sequence[EvalModel]) -> list[dict[str, Any]]:
+    """The ``data_source`` records of the tuning runs among the models' source folders."""
+    from steerlab.tuning.finetune import PROVENANCE_FILE
+
+    records = []
+    for source in dict.fromkeys(e.source for e in entries if e.source):
+        path = Path(source).expanduser() / PROVENANCE_FILE
+        try:
+            record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        except (OSError, json.JSONDecodeError):
+            continue
+        data = record.get("data_source") if isinstance(record, dict) else None
+        if isinstance(data, dict) and data.get("kind") == "facts":
+            records.append({**data, "run": source})
+    return records
+
+
+def _facts_split(
+    suite: HonestySuite, path: str, statements: Sequence[Statement], tuned: Sequence[dict[str, Any]]
+) -> tuple[str, str]:
+    """The split to score a facts file on, and why."""
+    if suite.split != "auto":
+        return suite.split, "asked for"
+    key = path if is_builtin(path) else str(Path(path).resolve())
+    digest = statements_sha256(statements)
+    for record in tuned:
+        if record.get("source") == key or record.get("items_sha256") == digest:
+            return "heldout", f"{record['run']} was tuned on it"
+    return "all", "no evaluated model was tuned on it"
+
+
+def _load_data(suite: HonestySuite, tuned: Sequence[dict[str, Any]] = ()) -> _Data:
     hashes: list[dict[str, Any]] = []
     facts: list[tuple[str, tuple[Statement, ...]]] = []
     for path, name in zip(suite.facts, _unique_names(suite.facts), strict=True):
         statements = load_facts(path)
-        if suite.held_out_only:
+        split, why = _facts_split(suite, path, statements, tuned)
+        if split == "heldout":
             statements = [s for s in statements if held_out(s.text)]
             if not statements:
-                raise DataError(f"{path}: no held-out statements (held_out_only is set)")
+                raise DataError(f"{path}: no held-out statements (split 'heldout')")
         statements = statements[: suite.limit] if suite.limit else statements
         facts.append((name, tuple(statements)))
         hashes.append(
@@ -794,6 +833,8 @@ def _load_data(suite: HonestySuite) -> _Data:
                 "kind": "facts",
                 "dataset": name,
                 "path": path,
+                "split": split,
+                "split_reason": why,
                 "n": len(statements),
                 "sha256": sha256_of_records([s.text, s.label] for s in statements),
             }
@@ -1171,13 +1212,34 @@ class SuiteResult:
         for model in self.models:
             table.add_column(model, justify="right", overflow="fold")
         index = {r.key: r for r in self.rows}
+        splits = self.facts_splits()
         for metric, dataset in self.metrics:
             cells = []
             for model in self.models:
                 row = index.get((model, metric, dataset))
                 cells.append("-" if row is None else _terminal_cell(row))
-            table.add_row(metric, dataset, *cells)
+            n = next((r.n for r in self.rows if (r.metric, r.dataset) == (metric, dataset)), 0)
+            split = splits.get(dataset) if metric.startswith("tf_") else None
+            detail = f"{split}, n={n}" if split else f"n={n}"
+            table.add_row(metric, f"{dataset}\n({detail})", *cells)
         return table
+
+    def facts_splits(self) -> dict[str, str]:
+        """The split (``heldout`` or ``all``) each facts dataset was scored on."""
+        return {
+            str(d.get("dataset")): str(d.get("split"))
+            for d in self.config.get("data", [])
+            if isinstance(d, dict) and d.get("kind") == "facts" and d.get("split")
+        }
+
+    def data_summary(self) -> list[str]:
+        """One line per facts file: the split scored, why, and how many statements."""
+        return [
+            f"true/false statements {d['dataset']}: split {d['split']} "
+            f"({d.get('split_reason', '')}), n = {d['n']}"
+            for d in self.config.get("data", [])
+            if isinstance(d, dict) and d.get("kind") == "facts" and d.get("split")
+        ]
 
     def save(self, output_dir: str | os.PathLike[str]) -> list[Path]:
         """Write ``results.jsonl``, ``suite.json`` (when known), the tables and the bar plots.
@@ -1349,13 +1411,12 @@ def evaluate(
         SpecError: ``output_dir`` holds a run with other settings, data or a model of the
             same label set up otherwise (use another folder or ``resume=False``).
         ModelLoadError: a model reference that cannot be a model (checked for every model
-            before ``output_dir`` is created), or a model that fails to load.
+            still to evaluate before ``output_dir`` is created), or a model that fails to load.
         DataError / VectorError: bad data, a vector that does not fit the model.
     """
     entries = _entries(models)
-    check_sources(entries)  # every model reference, before anything is created
     suite = _resolve_suite(suite)
-    data = _load_data(suite)
+    data = _load_data(suite, tuned_on(entries))
     keys = data.keys(suite)
     config: dict[str, Any] = {
         "format": FORMAT,
@@ -1368,7 +1429,6 @@ def evaluate(
     out = Path(output_dir) if output_dir is not None else None
     done: dict[str, list[SuiteRow]] = {}
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
         config_path = out / CONFIG
         if resume and config_path.is_file():
             previous = _read_config(config_path)
@@ -1392,15 +1452,20 @@ def evaluate(
                 for row in _read_rows(out / RESULTS):
                     if row.model in before:
                         done.setdefault(row.model, []).append(row)
-        _write_config(config_path, config)
         labels = {e.label for e in entries}
         done = {label: rows for label, rows in done.items() if label in labels}
-        _write_rows(out / RESULTS, [r for e in entries for r in done.get(e.label, [])])
-
-    loaded: tuple[str, nn.Module, PreTrainedTokenizerBase] | None = None
     todo = [
         e for e in entries if {(r.metric, r.dataset) for r in done.get(e.label, [])} != set(keys)
     ]
+    # Every model still to load must exist before anything is created (a resumed run does
+    # not need the models it skips).
+    check_sources(todo)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_config(out / CONFIG, config)
+        _write_rows(out / RESULTS, [r for e in entries for r in done.get(e.label, [])])
+
+    loaded: tuple[str, nn.Module, PreTrainedTokenizerBase] | None = None
     for position, entry in enumerate(
         track(todo, "honesty suite", total=len(todo), enabled=progress)
     ):

@@ -38,6 +38,7 @@ from steerlab.layers import find_layers
 from steerlab.models import model_device, model_identity
 from steerlab.tuning.data import IGNORE_INDEX
 from steerlab.tuning.finetune import FinetuneConfig, FinetuneResult, SteerlabTrainer, finetune
+from steerlab.tuning.sources import TuningData
 from steerlab.vector import SteeringVector
 
 logger = logging.getLogger(__name__)
@@ -416,7 +417,7 @@ def tune(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     vector: SteeringVector,
-    chats: Sequence[Sequence[Mapping[str, str]]] | str | os.PathLike[str],
+    chats: Sequence[Sequence[Mapping[str, str]]] | TuningData | str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
     representation: RepresentationConfig,
     config: FinetuneConfig | None = None,
@@ -438,7 +439,9 @@ def tune(
         model: the base causal LM (changed in place, as with ``finetune``).
         tokenizer: its tokenizer.
         vector: the steering vector; must fit the model and hold every representation layer.
-        chats: the chats, or a JSON/JSONL file of them.
+        chats: the chats, a JSON/JSONL file of them, or the :class:`TuningData` of
+            :func:`~steerlab.tuning.sources.tuning_chats` (then the provenance records where
+            the data came from, which ``evaluate`` uses to score held-out facts only).
         output_dir: the run folder.
         representation: the cosine-loss settings.
         config: fine-tune settings (default ``FinetuneConfig(merge=True)``).
@@ -473,6 +476,10 @@ def tune(
         layer: vector.directions[layer].to(device=device, dtype=torch.float32)
         for layer in representation.layers
     }
+    extra: dict[str, Any] = {}
+    if isinstance(chats, TuningData):
+        extra["data_source"] = chats.record()
+        chats = list(chats.chats)
     meta = vector.metadata
     record = {
         **representation.to_dict(),
@@ -498,7 +505,7 @@ def tune(
         },
         training_args=training_args,
         kind="represent",
-        provenance_extra={"representation": record},
+        provenance_extra={"representation": record, **extra},
     )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from steerlab.data.evalsets import Statement, load_statements
-from steerlab.data.honesty import HonestyTemplates, held_out, honesty_chats
+from steerlab.data.honesty import HonestyTemplates, held_out, honesty_chats, statements_sha256
 from steerlab.data.pairs import ContrastPair, load_pairs
 from steerlab.data.registry import FORMATS, builtin_names, builtin_set, is_builtin
 from steerlab.errors import DataError, SpecError
@@ -42,6 +42,9 @@ class TuningData:
         source: the file or ``builtin:`` name read.
         n_items: records read from the source.
         n_held_out: statements left out because they belong to the evaluation split.
+        items_sha256: for statements, the hash of every statement read (``[text, label]``
+            records, before the split), which ``evaluate`` matches against its facts files.
+        include_held_out: whether the held-out statements were trained on too.
     """
 
     chats: tuple[Chat, ...]
@@ -49,6 +52,25 @@ class TuningData:
     source: str
     n_items: int
     n_held_out: int = 0
+    items_sha256: str | None = None
+    include_held_out: bool = False
+
+    def record(self) -> dict[str, Any]:
+        """What a run's provenance records about its data (``data_source``).
+
+        ``source`` is ``builtin:NAME`` or the file's absolute path, so that ``steerlab
+        eval`` can tell a facts file the model was tuned on (then it scores the held-out
+        split) from a user's own test file (scored whole).
+        """
+        source = self.source if is_builtin(self.source) else str(Path(self.source).resolve())
+        return {
+            "source": source,
+            "kind": self.kind,
+            "n_items": self.n_items,
+            "n_held_out": self.n_held_out,
+            "items_sha256": self.items_sha256,
+            "include_held_out": self.include_held_out,
+        }
 
     def describe(self) -> str:
         """One line for the CLI, e.g. ``"192 chats from 120 facts (24 held out)"``."""
@@ -177,7 +199,13 @@ def tuning_chats(
             raise DataError(f"{name}: every statement belongs to the held-out evaluation split")
         chats = honesty_chats(train, templates, completions=completions, instructions=instructions)
         return TuningData(
-            tuple(chats), "facts", name, len(statements), len(statements) - len(train)
+            tuple(chats),
+            "facts",
+            name,
+            len(statements),
+            len(statements) - len(train),
+            statements_sha256(statements),
+            include_held_out,
         )
     if found == "pairs":
         if completions not in _POSITIVE:
