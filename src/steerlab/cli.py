@@ -5,44 +5,161 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from steerlab.errors import SpecError, SteerlabError
 from steerlab.provenance import library_version
+from steerlab.terminal import LogConsole
+
+# Command-line errors: click's, and the copy of click that newer typer releases vendor.
+CLICK_ERRORS: tuple[type[Any], ...] = (click.ClickException,) + (
+    (typer.TyperException,) if hasattr(typer, "TyperException") else ()
+)
+# Exceptions that steer the framework itself (exit, abort), not errors of a command.
+FRAMEWORK_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    typer.Exit,
+    typer.Abort,
+    click.exceptions.Exit,
+    click.exceptions.Abort,
+    *CLICK_ERRORS,
+)
+
+
+class OneLineErrorGroup(TyperGroup):
+    """The root command group: a command line that does not parse gives one line, exit 2.
+
+    Typer draws a framed box (usage, hint and message on several lines) for an unknown
+    option, a missing required option or a value of the wrong type; this prints
+    ``error: MESSAGE (see 'steerlab CMD --help')`` instead, keeping click's exit code 2.
+    """
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the command line; see the class docstring for how usage errors look."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except CLICK_ERRORS as exc:  # click's, or the copy typer >= 0.2x vendors
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                exc.show()  # the help text itself
+            else:
+                ctx = getattr(exc, "ctx", None)
+                hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+                _print_error(one_line(exc.format_message()) + hint)
+            sys.exit(exc.exit_code)
+        except (click.exceptions.Abort, typer.Abort):
+            err_console.print("aborted")
+            sys.exit(EXIT_BAD_INPUT)
+        sys.exit(result if isinstance(result, int) else 0)
+
 
 app = typer.Typer(
     name="steerlab",
+    cls=OneLineErrorGroup,
     help="Steer language models through their internal representations; measure the cost.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = LogConsole()  # wide, never-truncating tables in log files and CI logs
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Exit codes (documented in the README's CLI section).
+EXIT_BAD_INPUT = 1  # a SteerlabError: input the user can fix
+EXIT_INTERNAL = 70  # any other exception: a bug in steerlab (EX_SOFTWARE of sysexits.h)
+EXIT_INTERRUPTED = 130  # Ctrl-C
+ISSUE_TRACKER = "the steerlab issue tracker"
+DEBUG_ENV = "STEERLAB_DEBUG"
+_debug_flag = False  # set by the root callback's --debug for the current invocation
+
+
+def debug_enabled() -> bool:
+    """True with ``--debug`` or with ``STEERLAB_DEBUG`` set to anything but ``""``/``0``/no."""
+    env = os.environ.get(DEBUG_ENV, "").strip().lower()
+    return _debug_flag or env not in ("", "0", "false", "no", "off")
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """``text`` with its whitespace runs (newlines included) collapsed, at most ``limit`` long."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _print_error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def friendly_errors(command: F) -> F:
-    """Turn steerlab errors into one line on stderr and exit code 1 (no traceback)."""
+    """Run a command so that no exception reaches the user as a traceback.
+
+    A :class:`SteerlabError` (bad input) prints one line on stderr and exits with code 1. Any
+    other exception is a bug: one line naming its type and message, where to report it and
+    how to see the traceback, exit code 70. With ``--debug`` or ``STEERLAB_DEBUG=1`` the full
+    traceback is printed first. Ctrl-C exits with 130. Outputs stay atomic either way: the
+    writers only rename a finished temporary file over their target.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except FRAMEWORK_EXCEPTIONS:
+            raise
         except SteerlabError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=1) from None
+            if debug_enabled():
+                traceback.print_exc(file=sys.stderr)
+            _print_error(one_line(str(exc)))
+            raise typer.Exit(code=EXIT_BAD_INPUT) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
-            raise typer.Exit(code=130) from None
+            raise typer.Exit(code=EXIT_INTERRUPTED) from None
+        except OSError as exc:
+            if exc.filename is None:  # not about a file the user named: a bug
+                raise_internal(exc)
+            if debug_enabled():
+                traceback.print_exc(file=sys.stderr)
+            # A file that cannot be read or written (permissions, disk full...): the user's.
+            _print_error(f"{exc.filename}: {exc.strerror or one_line(str(exc))}")
+            raise typer.Exit(code=EXIT_BAD_INPUT) from None
+        except Exception as exc:
+            raise_internal(exc)
 
     return wrapper  # type: ignore[return-value]
+
+
+def raise_internal(exc: BaseException) -> NoReturn:
+    """Report ``exc`` as a bug in one line (the traceback too under --debug); exit 70."""
+    if debug_enabled():
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    detail = one_line(str(exc), 300)
+    _print_error(
+        f"internal error (BUG) {type(exc).__name__}"
+        + (f": {detail}" if detail else "")
+        + f" — please report it at {ISSUE_TRACKER}"
+        + ("" if debug_enabled() else f", rerun with --debug or {DEBUG_ENV}=1 for the traceback")
+    )
+    raise typer.Exit(code=EXIT_INTERNAL) from None
 
 
 def parse_coefficients(text: str) -> list[float]:
@@ -73,6 +190,55 @@ def parse_coefficients(text: str) -> list[float]:
     return values
 
 
+def check_count(value: int | None, option: str, minimum: int = 1) -> None:
+    """Refuse a count below ``minimum`` (None means "not given" and passes)."""
+    if value is not None and value < minimum:
+        raise SpecError(f"{option} {value} must be at least {minimum}")
+
+
+def check_number(value: float, option: str, minimum: float = 0.0) -> None:
+    """Refuse a NaN, infinite or too small float option."""
+    if not math.isfinite(value) or value < minimum:
+        raise SpecError(f"{option} {value} must be a finite number >= {minimum:g}")
+
+
+def check_output(path: Path, option: str = "--output", folder: bool = False) -> None:
+    """Fail before any work when ``path`` cannot be written.
+
+    Args:
+        path: the output file (or, with ``folder``, the output folder).
+        option: the option's name, for the message.
+        folder: the output is a folder (it may exist: resumable commands reuse it).
+
+    Raises:
+        SpecError: the path is a folder where a file is expected (or the reverse), a parent
+            is an existing file, or the nearest existing parent is not writable.
+    """
+    target = path.expanduser().absolute()
+    if folder and target.exists() and not target.is_dir():
+        raise SpecError(f"{option} {path}: exists and is not a folder")
+    if not folder and target.is_dir():
+        raise SpecError(f"{option} {path}: is a folder; give a file name")
+    for ancestor in target.parents:
+        if ancestor.is_dir():
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                raise SpecError(f"{option} {path}: folder {ancestor} is not writable")
+            return
+        if ancestor.exists():
+            raise SpecError(f"{option} {path}: {ancestor} is a file, not a folder")
+
+
+def check_vector_fits(vector: Any, path: Path | str, model: Any) -> None:
+    """Refuse, naming the file, a vector made on a model of another type or size."""
+    from steerlab.errors import ModelMismatchError
+    from steerlab.models import model_identity
+
+    try:
+        vector.check_compatible(model_identity(model))
+    except ModelMismatchError as exc:
+        raise ModelMismatchError(f"{path}: {exc}") from None
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"steerlab {library_version()}")
@@ -85,8 +251,34 @@ def root(
         bool,
         typer.Option("--version", callback=_version_callback, is_eager=True, help="Show version."),
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help=f"Print the full traceback of an error (also: {DEBUG_ENV}=1).",
+        ),
+    ] = False,
+    threads: Annotated[
+        str | None,
+        typer.Option(
+            "--threads",
+            metavar="N",
+            help="CPU threads for torch (also: $STEERLAB_THREADS). Default: $OMP_NUM_THREADS "
+            "if set, else the CPUs this process may use (affinity, container quota), at most "
+            "8, one fewer when the machine is already half busy.",
+        ),
+    ] = None,
 ) -> None:
     """steerlab: extract, apply and measure steering vectors."""
+    global _debug_flag
+    _debug_flag = debug
+    from steerlab.threads import set_threads
+
+    try:
+        set_threads(threads)
+    except SteerlabError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from None
     from transformers.utils import logging as hf_logging
 
     # steerlab shows its own progress; transformers' bars would clutter stderr and errors.
@@ -148,6 +340,9 @@ def extract(
         raise SpecError(f"--method {method!r} is not one of {', '.join(METHODS)}")
     if position not in ("last", "mean"):
         raise SpecError(f"--position {position!r} is not one of last, mean")
+    check_count(limit, "--limit")
+    check_count(batch_size, "--batch-size")
+    check_output(output)
     data = load_pairs(pairs, limit=limit)  # read data first: bad input fails before loading
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
     vector = run_extract(
@@ -253,8 +448,14 @@ def generate(
         raise SpecError(f"--operator {operator!r} is not one of {', '.join(OPERATORS)}")
     if positions not in POSITIONS:
         raise SpecError(f"--positions {positions!r} is not one of {', '.join(POSITIONS)}")
+    check_count(max_new_tokens, "--max-new-tokens")
+    check_number(temperature, "--temperature")
+    if vector is None and layers is not None:
+        raise SpecError(f"--layers {layers} steers nothing without a --vector")
     steering = SteeringVector.load(vector) if vector is not None else None
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    if steering is not None:
+        check_vector_fits(steering, vector, loaded)  # type: ignore[arg-type]
     results = run_generate(
         loaded,
         tokenizer,
@@ -358,7 +559,7 @@ def sweep(
     from steerlab.evaluate.specs import behavior_task, helpfulness_task, perplexity_task
     from steerlab.evaluate.sweep import sweep as run_sweep
     from steerlab.evaluate.tasks import Task
-    from steerlab.models import load_model
+    from steerlab.models import check_model_reference, load_model
     from steerlab.steer import OPERATORS
     from steerlab.vector import SteeringVector
 
@@ -367,6 +568,13 @@ def sweep(
         raise SpecError(f"--operator {operator!r} is not one of {', '.join(OPERATORS)}")
     if aligned not in ("matching", "not_matching"):
         raise SpecError(f"--aligned {aligned!r} is not matching or not_matching")
+    check_count(limit, "--limit")
+    check_count(samples, "--samples")
+    check_count(batch_size, "--batch-size")
+    check_count(coefficients_per_batch, "--coefficients-per-batch")
+    check_number(temperature, "--temperature")
+    check_output(output, folder=True)
+    check_model_reference(model)  # before the judge loads
     scorer = make_judge(judge_url, judge_model, judge_key_env, judge_rubric, dtype, device)
     tasks: list[Task] = [
         behavior_task(
@@ -388,6 +596,7 @@ def sweep(
         raise SpecError("nothing to measure: give --behavior, --helpfulness or --perplexity")
     steering = SteeringVector.load(vector)
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    check_vector_fits(steering, vector, loaded)
     result = run_sweep(
         loaded,
         tokenizer,
@@ -500,12 +709,15 @@ def diff(
         model_diff,
         question_examples,
     )
-    from steerlab.models import load_model
+    from steerlab.models import check_model_reference, load_model
 
     if diff_method not in DIFF_METHODS:
         raise SpecError(f"--method {diff_method!r} is not one of {', '.join(DIFF_METHODS)}")
     if (prompts is None) == (chats is None):
         raise SpecError("give exactly one of --prompts (questions) or --chats (with answers)")
+    check_count(limit, "--limit")
+    check_count(batch_size, "--batch-size")
+    check_output(output)
     if prompts is not None:
         from steerlab.data.qa import read_questions
 
@@ -514,6 +726,8 @@ def diff(
         from steerlab.tuning.data import load_chats
 
         conversations = load_chats(chats)[:limit]  # type: ignore[arg-type]
+    for reference in (base, tuned):  # both, before loading either
+        check_model_reference(reference)
     base_model, tokenizer = load_model(base, dtype=dtype, device=device)
     tuned_model, _ = load_model(tuned, dtype=dtype, device=device)
     check_same_architecture(base_model, tuned_model)
@@ -553,6 +767,8 @@ def compare(
     from steerlab.compare import compare as run_compare
     from steerlab.vector import SteeringVector
 
+    if output is not None:
+        check_output(output, folder=True)
     loaded = {}
     for path in vectors:
         name = path.stem
@@ -597,9 +813,13 @@ def matrix(
     """Steering matrix: vectors x add/subtract/ablate x normalised/raw x layer modes x grid."""
     from steerlab.data.qa import read_questions
     from steerlab.evaluate.matrix import DECEPTION_RUBRIC, MatrixSettings, steering_matrix
-    from steerlab.models import load_model
+    from steerlab.models import check_model_reference, load_model
     from steerlab.vector import SteeringVector
 
+    check_count(max_new_tokens, "--max-new-tokens")
+    check_count(batch_size, "--batch-size")
+    check_count(limit, "--limit")
+    check_output(output, folder=True)
     settings = MatrixSettings(
         normalized_coefficients=tuple(parse_coefficients(normalized_coefficients)),
         raw_coefficients=tuple(parse_coefficients(raw_coefficients)),
@@ -609,13 +829,18 @@ def matrix(
         batch_size=batch_size,
     )
     loaded_vectors = {}
+    files = {}
     for item in (v.strip() for v in vectors.split(",") if v.strip()):
         name, _, path = item.rpartition("=")
         file = Path(path)
         loaded_vectors[name or file.stem] = SteeringVector.load(file)
+        files[name or file.stem] = file
     questions = read_questions(prompts)[:limit]
+    check_model_reference(model)  # before the judge loads
     scorer = make_judge(judge_url, judge_model, judge_key_env, DECEPTION_RUBRIC, dtype, device)
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    for name, steering in loaded_vectors.items():
+        check_vector_fits(steering, files[name], loaded)
     result = steering_matrix(
         loaded, tokenizer, loaded_vectors, questions, settings, scorer=scorer, output_dir=output
     )

@@ -13,7 +13,16 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the ``dataset`` sub-app (commands ``qa`` and ``pairs``) to ``app``."""
-    from steerlab.cli import DeviceOpt, DtypeOpt, ModelOpt, console, friendly_errors
+    from steerlab.cli import (
+        DeviceOpt,
+        DtypeOpt,
+        ModelOpt,
+        check_count,
+        check_number,
+        check_output,
+        console,
+        friendly_errors,
+    )
 
     dataset = typer.Typer(
         help="Build honest / deceptive short-answer Q/A data and contrastive pairs.",
@@ -77,6 +86,11 @@ def register(app: typer.Typer) -> None:
             raise SpecError(f"--max-new-tokens {max_new_tokens} must be at least 1")
         if batch_size < 1:
             raise SpecError(f"--batch-size {batch_size} must be at least 1")
+        check_count(limit, "--limit")
+        check_number(temperature, "--temperature")
+        check_output(output)
+        if save_questions is not None:
+            check_output(save_questions, "--save-questions")
         items = read_questions(questions, limit=limit)  # bad input fails before loading
         if dedupe:
             items = dedupe_questions(items)
@@ -124,6 +138,7 @@ def register(app: typer.Typer) -> None:
         from steerlab.data.qa import pair_honest_deceptive, read_qa, write_pairs_jsonl
         from steerlab.errors import DataError
 
+        check_output(output)
         result = pair_honest_deceptive(read_qa(honest), read_qa(deceptive))
         if not result.pairs:
             raise DataError(f"{honest} and {deceptive} share no question answered on both sides")

@@ -35,7 +35,16 @@ def _base_id(model: str) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add the ``finetune`` command to ``app`` (the ``steerlab`` typer app)."""
-    from steerlab.cli import DeviceOpt, DtypeOpt, LayersPathOpt, ModelOpt, console, friendly_errors
+    from steerlab.cli import (
+        DeviceOpt,
+        DtypeOpt,
+        LayersPathOpt,
+        ModelOpt,
+        check_count,
+        check_output,
+        console,
+        friendly_errors,
+    )
 
     @app.command()
     @friendly_errors
@@ -119,6 +128,8 @@ def register(app: typer.Typer) -> None:
             raise SpecError(
                 "--layers (full fine-tune) and --target-modules (LoRA) exclude each other"
             )
+        check_count(limit, "--limit")
+        check_output(output, folder=True)
         chats = load_chats(data, limit=limit)  # bad data fails before the model loads
         loaded, tokenizer = load_model(model, dtype=dtype, device=device)
         if layers is not None:

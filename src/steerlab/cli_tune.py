@@ -57,7 +57,18 @@ def run_layers(sources: list[str]) -> tuple[int, ...] | None:
 
 def register(app: typer.Typer) -> None:
     """Add the ``tune`` and ``eval`` commands to ``app``."""
-    from steerlab.cli import DeviceOpt, DtypeOpt, LayersPathOpt, ModelOpt, console, friendly_errors
+    from steerlab.cli import (
+        DeviceOpt,
+        DtypeOpt,
+        LayersPathOpt,
+        ModelOpt,
+        check_count,
+        check_number,
+        check_output,
+        check_vector_fits,
+        console,
+        friendly_errors,
+    )
 
     @app.command()
     @friendly_errors
@@ -160,13 +171,18 @@ def register(app: typer.Typer) -> None:
         from steerlab.layers import find_layers
         from steerlab.models import load_model
         from steerlab.tuning import FinetuneConfig, read_loss_log
-        from steerlab.tuning.represent import RepresentationConfig
+        from steerlab.tuning.represent import POSITIONS, RepresentationConfig
         from steerlab.tuning.represent import tune as run_tune
         from steerlab.tuning.sources import tuning_chats
         from steerlab.vector import SteeringVector
 
         if direction not in DIRECTIONS:
             raise SpecError(f"--direction {direction!r} is not toward or away")
+        if positions not in POSITIONS:
+            raise SpecError(f"--positions {positions!r} is not one of {', '.join(POSITIONS)}")
+        check_number(rep_weight, "--rep-weight")
+        check_count(limit, "--limit")
+        check_output(output, folder=True)
         if train_layers is not None and target_modules is not None:
             raise SpecError(
                 "--train-layers (full fine-tune) and --target-modules exclude each other"
@@ -199,6 +215,7 @@ def register(app: typer.Typer) -> None:
             limit=limit,
         )
         loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+        check_vector_fits(target, vector, loaded)
         layer_map = find_layers(loaded, layers_path)
         chosen = layer_map.resolve(layers) if layers is not None else tuple(target.layers)
         representation = RepresentationConfig(
@@ -218,7 +235,7 @@ def register(app: typer.Typer) -> None:
             loaded,
             tokenizer,
             target,
-            list(tuning_data.chats),
+            tuning_data,  # the run's provenance records the data source (eval's split)
             output,
             representation,
             config,
@@ -268,6 +285,13 @@ def register(app: typer.Typer) -> None:
         facts: Annotated[
             list[str] | None, typer.Option(help="True/false statement file (repeatable).")
         ] = None,
+        split: Annotated[
+            str,
+            typer.Option(
+                help="Statements scored per facts file: heldout (the part tune never trains "
+                "on), all, or auto: heldout for a file an evaluated run was tuned on, else all."
+            ),
+        ] = "auto",
         truthfulqa: Annotated[
             str | None, typer.Option(help="TruthfulQA MC JSON (mc1/mc2 targets).")
         ] = None,
@@ -292,6 +316,12 @@ def register(app: typer.Typer) -> None:
 
         if suite != "honesty":
             raise SpecError(f"--suite {suite!r} is unknown; available: honesty")
+        if split not in ("auto", "heldout", "all"):
+            raise SpecError(f"--split {split!r} is not one of auto, heldout, all")
+        check_count(limit, "--limit")
+        check_count(bootstrap, "--bootstrap")
+        check_count(batch_size, "--batch-size")
+        check_output(output, folder=True)
         entries = parse_models(models, steered or [])
         target = SteeringVector.load(vector) if vector is not None else None
         target_path = str(vector) if vector is not None else None
@@ -318,6 +348,7 @@ def register(app: typer.Typer) -> None:
         found = find_data_dir(str(data_dir) if data_dir is not None else None)
         if facts:
             settings["facts"] = tuple(facts)
+        settings["split"] = split
         if found is not None:
             config = HonestySuite.from_data_dir(found, **settings)
             console.print(f"evaluation data: {found}", highlight=False)
@@ -329,6 +360,8 @@ def register(app: typer.Typer) -> None:
             console.print("cosine to the target vector: skipped (no --vector or --steered)")
         result = evaluate(entries, output, config, progress=True, resume=resume)
         console.print(result.rich_table())
+        for line in result.data_summary():
+            console.print(line, highlight=False)
         console.print(f"results: {output}/results.jsonl, table.csv, table.md, bars.png/.svg")
 
 
@@ -341,7 +374,12 @@ def _eval_layers(layers: str | None, target: Any, models: str) -> tuple[int, ...
             if target is None:
                 raise SpecError("--layers all needs a --vector to know the layers")
             return tuple(target.layers)
-        # The model is not loaded yet: ranges are checked against the vector by the suite.
+        if target is not None:
+            # The vector knows its model's layer count: -1 is the last layer, as elsewhere.
+            return parse_layers(layers, target.metadata.num_layers)
+        # No vector and no model yet: the suite checks the range against the models later.
+        if any(part.strip().startswith("-") for part in layers.split(",")):
+            raise SpecError(f"--layers {layers!r}: negative layers need a --vector or --steered")
         return parse_layers(layers, 1 << 20)
     return run_layers([part.strip() for part in models.split(",") if part.strip()])
 
