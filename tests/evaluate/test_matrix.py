@@ -162,3 +162,30 @@ def test_matrix_cli(setup, tmp_path):
         ],
     )
     assert bad.exit_code == 1 and "raw_coefficients" in bad.output
+
+
+def test_resume_refuses_other_generation_settings_but_takes_a_wider_grid(setup, tmp_path):
+    model, tokenizer, vector = setup
+    small = MatrixSettings(
+        normalized_coefficients=(0.1,), raw_coefficients=(1.0,), layer_modes=("single",),
+        ablate=False, max_new_tokens=3, batch_size=8,
+    )  # fmt: skip
+    run = lambda vectors, settings: steering_matrix(  # noqa: E731
+        model, tokenizer, vectors, PROMPTS[:1], settings, output_dir=tmp_path, progress=False
+    )
+    first = run({"v": vector}, small)
+    assert json.loads((tmp_path / "matrix.json").read_text())["max_new_tokens"] == 3
+    wider = MatrixSettings(**{**small.__dict__, "normalized_coefficients": (0.1, 0.3)})
+    again = run({"v": vector}, wider)
+    reused = {(r.condition, r.prompt): r.response for r in first.rows}
+    assert all(reused[(r.condition, r.prompt)] == r.response for r in again.rows if
+               (r.condition, r.prompt) in reused)  # fmt: skip
+    longer = MatrixSettings(**{**small.__dict__, "max_new_tokens": 5})
+    reseeded = MatrixSettings(**{**small.__dict__, "seed": 1})
+    for vectors, settings, field in (
+        ({"v": vector}, longer, "max_new_tokens"),
+        ({"v": vector}, reseeded, "seed"),
+        ({"v": -vector}, small, "vectors"),
+    ):
+        with pytest.raises(SpecError, match=field):
+            run(vectors, settings)
