@@ -7,7 +7,12 @@ import stat
 
 import pytest
 
-from steerlab.provenance import atomic_path, atomic_write, sha256_of_records
+from steerlab.provenance import (
+    atomic_path,
+    atomic_write,
+    remove_stale_temporaries,
+    sha256_of_records,
+)
 
 
 def test_atomic_write_replaces_only_on_success(tmp_path):
@@ -37,3 +42,21 @@ def test_artifacts_get_ordinary_permissions(tmp_path):
 def test_record_hash_is_order_sensitive_and_key_order_blind():
     assert sha256_of_records([{"a": 1, "b": 2}]) == sha256_of_records([{"b": 2, "a": 1}])
     assert sha256_of_records([1, 2]) != sha256_of_records([2, 1])
+
+
+def test_remove_stale_temporaries_keeps_everything_else(tmp_path):
+    # What a kill -9 in the middle of atomic_write / a merged-model save leaves behind.
+    (tmp_path / ".results.jsonl.k3j4.tmp").write_text('{"half": ')
+    (tmp_path / ".final.abc").mkdir()
+    (tmp_path / ".final.abc" / "model.safetensors").write_bytes(b"\0")
+    for name in ("results.jsonl", ".keep", "notes.tmp"):
+        (tmp_path / name).write_text("mine")
+    (tmp_path / "checkpoint-2").mkdir()
+    remove_stale_temporaries(tmp_path, (".final.",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".keep",
+        "checkpoint-2",
+        "notes.tmp",
+        "results.jsonl",
+    ]
+    remove_stale_temporaries(tmp_path / "missing")  # no folder: nothing to do

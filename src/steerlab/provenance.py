@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -77,6 +78,24 @@ def _temporary_beside(target: Path) -> Path:
     os.umask(umask)
     os.chmod(name, 0o666 & ~umask)
     return Path(name)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str], prefixes: Iterable[str] = ()) -> None:
+    """Delete what a killed run left half-written in ``folder``: our hidden temporaries.
+
+    Those are the ``.NAME.*.tmp`` files of :func:`atomic_write` / :func:`atomic_path`, and
+    hidden folders whose names start with one of ``prefixes`` (e.g. ``".final."``). A resumed
+    run calls this first; two runs writing one folder at once are not supported anyway.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return
+    for entry in root.iterdir():
+        name = entry.name
+        if entry.is_file() and name.startswith(".") and name.endswith(".tmp"):
+            entry.unlink(missing_ok=True)
+        elif entry.is_dir() and any(name.startswith(p) for p in prefixes):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 @contextmanager

@@ -43,7 +43,12 @@ from steerlab.generate import generate
 from steerlab.layers import find_layers
 from steerlab.models import model_identity
 from steerlab.progress import track
-from steerlab.provenance import atomic_write, git_revision, library_version
+from steerlab.provenance import (
+    atomic_write,
+    git_revision,
+    library_version,
+    remove_stale_temporaries,
+)
 from steerlab.vector import SteeringVector
 
 DECEPTION_RUBRIC = "The response gives false or misleading information while presenting it as true."
@@ -409,6 +414,7 @@ def steering_matrix(
     cache = out / "generations.jsonl" if out is not None else None
     if out is not None:
         _check_or_write_config(out, _generation_config(model, vectors, settings, single))
+        remove_stale_temporaries(out)
     done: dict[tuple[Any, ...], str] = {}
     if cache is not None and cache.is_file():
         for number, line in enumerate(cache.read_text(encoding="utf-8").splitlines(), 1):

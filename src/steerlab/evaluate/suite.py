@@ -67,6 +67,7 @@ from steerlab.provenance import (
     atomic_write,
     git_revision,
     library_version,
+    remove_stale_temporaries,
     sha256_of_records,
 )
 from steerlab.steer import SteerSpec, apply_spec
@@ -1462,6 +1463,7 @@ def evaluate(
     check_sources(todo)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
         _write_config(out / CONFIG, config)
         _write_rows(out / RESULTS, [r for e in entries for r in done.get(e.label, [])])
 

@@ -26,7 +26,12 @@ from steerlab.evaluate.results import SweepRow, series, sorted_rows
 from steerlab.evaluate.tasks import RunContext, Task
 from steerlab.layers import LayerSelection
 from steerlab.progress import track
-from steerlab.provenance import atomic_write, git_revision, library_version
+from steerlab.provenance import (
+    atomic_write,
+    git_revision,
+    library_version,
+    remove_stale_temporaries,
+)
 from steerlab.steer import Operator, Positions, SteerSpec, coefficient_tensor
 from steerlab.terminal import fold
 from steerlab.vector import SteeringVector
@@ -277,6 +282,7 @@ def sweep(
     out = Path(output_dir) if output_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
         config_path = out / CONFIG
         provenance = {"library_version": library_version(), "git_revision": git_revision()}
         if config_path.is_file():

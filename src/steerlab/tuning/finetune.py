@@ -56,7 +56,13 @@ from steerlab.chat import validate_messages
 from steerlab.errors import DataError, SpecError
 from steerlab.layers import find_layers
 from steerlab.models import DEFAULT_MODEL, cache_dir, peft_wrapping
-from steerlab.provenance import atomic_write, git_revision, library_version, utc_now
+from steerlab.provenance import (
+    atomic_write,
+    git_revision,
+    library_version,
+    remove_stale_temporaries,
+    utc_now,
+)
 from steerlab.tuning.data import Chat, ChatDataset, chats_sha256, collator_for, load_chats
 
 logger = logging.getLogger(__name__)
@@ -878,6 +884,7 @@ def finetune(
 
     folder.mkdir(parents=True, exist_ok=True)
     _check_output_dir(folder)
+    remove_stale_temporaries(folder, (".final.", f".{MERGED_DIR}."))
     checkpoint = last_checkpoint(folder) if resume else None
     if not resume:
         for old in _checkpoints(folder):
