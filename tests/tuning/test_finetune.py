@@ -329,15 +329,23 @@ def test_no_checkpointing_deprecation_warning_and_only_ours_silenced(
     base_dir: Path, tmp_path: Path
 ) -> None:
     model, tokenizer = load_model(str(base_dir))
+
+    def warns_outside() -> bool:
+        # Deprecated (and warning) from transformers 5.23; absent in transformers 6.
+        plain, _ = load_model(str(base_dir))
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            getattr(plain, "is_gradient_checkpointing", None)
+        return any("is_gradient_checkpointing" in str(w.message) for w in seen)
+
+    deprecated = warns_outside()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         finetune(model, tokenizer, CHATS, tmp_path / "run", quick(max_steps=1), **FAST)
         load_model(str(tmp_path / "run"))  # the adapter folder: PeftModel.from_pretrained
     assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
-    plain, _ = load_model(str(base_dir))
-    if hasattr(type(plain), "is_gradient_checkpointing"):  # removed in transformers 6
-        with pytest.warns(FutureWarning, match="is_gradient_checkpointing"):
-            _ = plain.is_gradient_checkpointing  # still warns outside our peft calls
+    # Silenced only inside our peft calls: where the warning exists, it still fires after.
+    assert warns_outside() == deprecated
 
 
 def test_merge_writes_a_plain_checkpoint(base_dir: Path, tmp_path: Path) -> None:
