@@ -129,3 +129,21 @@ def tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point STEERLAB_CACHE at a temporary folder."""
     monkeypatch.setenv("STEERLAB_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+def save_tiny_llama(root: Path, model_dir: str, vector_file: str) -> tuple[Path, Path]:
+    """Save a tiny llama (3 layers, hidden 32) and its tokenizer to ``root/model_dir``, and a
+    mean-difference vector from 6 built-in honesty pairs to ``root/vector_file``.
+
+    Returns:
+        ``(model folder, vector file)``, for CLI tests that take paths.
+    """
+    from steerlab.data.pairs import builtin_pairs
+    from steerlab.extract import extract
+
+    model, tokenizer = make_model("llama", layers=3, hidden=32)
+    model.save_pretrained(root / model_dir)
+    tokenizer.save_pretrained(root / model_dir)
+    vector = extract(model, tokenizer, builtin_pairs("honesty", limit=6), "mean_diff", "all")
+    vector.save(root / vector_file)
+    return root / model_dir, root / vector_file

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from conftest import make_model
+from conftest import save_tiny_llama
 from steerlab.cli import app
-from steerlab.data import BUILTIN_SETS, builtin_names, builtin_pairs
-from steerlab.extract import extract
+from steerlab.data import BUILTIN_SETS, builtin_names
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 PROGRESS = re.compile(r"^Loading weights: +\d+%\|")
@@ -39,11 +38,7 @@ def one_line_error(result: Result) -> str:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cli-builtin")
-    model, tokenizer = make_model("llama", layers=3, hidden=32)
-    model.save_pretrained(root / "tiny")
-    tokenizer.save_pretrained(root / "tiny")
-    vector = extract(model, tokenizer, builtin_pairs("honesty", limit=6), "mean_diff", "all")
-    vector.save(root / "v.safetensors")
+    save_tiny_llama(root, "tiny", "v.safetensors")
     (root / "nodata").mkdir()
     return {"root": root, "model": root / "tiny", "vector": root / "v.safetensors"}
 

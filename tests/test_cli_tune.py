@@ -11,10 +11,8 @@ import torch
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner, Result
 
-from conftest import make_model
+from conftest import save_tiny_llama
 from steerlab.cli import app
-from steerlab.data import builtin_pairs
-from steerlab.extract import extract
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 PROGRESS = re.compile(r"^Loading weights: +\d+%\|")
@@ -39,11 +37,7 @@ def one_line_error(result: Result) -> str:
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny llama folder, a vector extracted from it, and a small facts file."""
     root = tmp_path_factory.mktemp("cli-tune")
-    model, tokenizer = make_model("llama", layers=3, hidden=32)
-    model.save_pretrained(root / "base")
-    tokenizer.save_pretrained(root / "base")
-    vector = extract(model, tokenizer, builtin_pairs("honesty", limit=6), "mean_diff", "all")
-    vector.save(root / "honesty.safetensors")
+    save_tiny_llama(root, "base", "honesty.safetensors")
     facts = root / "facts.csv"
     rows = [f"Fact number {i} holds.,{i % 2}" for i in range(40)]
     facts.write_text("statement,label\n" + "\n".join(rows) + "\n", encoding="utf-8")

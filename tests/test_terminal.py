@@ -9,10 +9,8 @@ import pytest
 from rich.table import Table
 from typer.testing import CliRunner
 
-from conftest import make_model
+from conftest import save_tiny_llama
 from steerlab.cli import app
-from steerlab.data import builtin_pairs
-from steerlab.extract import extract
 from steerlab.terminal import LOG_WIDTH, LogConsole
 
 LONG = "a_rather_long_dataset_name_for_a_log_file"
@@ -61,11 +59,7 @@ def test_tables_never_truncate_names() -> None:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("terminal")
-    model, tokenizer = make_model("llama", layers=3, hidden=32)
-    model.save_pretrained(root / "tiny")
-    tokenizer.save_pretrained(root / "tiny")
-    vector = extract(model, tokenizer, builtin_pairs("honesty", limit=6), "mean_diff", "all")
-    vector.save(root / f"{LONG}_vector.safetensors")
+    save_tiny_llama(root, "tiny", f"{LONG}_vector.safetensors")
     facts = root / f"{LONG}.csv"
     rows = [f"Statement number {i} holds.,{i % 2}" for i in range(12)]
     facts.write_text("statement,label\n" + "\n".join(rows) + "\n", encoding="utf-8")

@@ -277,8 +277,8 @@ def root(
     try:
         set_threads(threads)
     except SteerlabError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=1) from None
+        _print_error(one_line(str(exc)))
+        raise typer.Exit(code=EXIT_BAD_INPUT) from None
     from transformers.utils import logging as hf_logging
 
     # steerlab shows its own progress; transformers' bars would clutter stderr and errors.

@@ -82,10 +82,8 @@ def register(app: typer.Typer) -> None:
         system_prompt(style, system)  # validate the style before any loading
         if expand < 0:
             raise SpecError(f"--expand {expand} must be >= 0")
-        if max_new_tokens < 1:
-            raise SpecError(f"--max-new-tokens {max_new_tokens} must be at least 1")
-        if batch_size < 1:
-            raise SpecError(f"--batch-size {batch_size} must be at least 1")
+        check_count(max_new_tokens, "--max-new-tokens")
+        check_count(batch_size, "--batch-size")
         check_count(limit, "--limit")
         check_number(temperature, "--temperature")
         check_output(output)

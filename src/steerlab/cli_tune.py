@@ -311,13 +311,19 @@ def register(app: typer.Typer) -> None:
         ] = True,
     ) -> None:
         """Compare models (and online steering) on the honesty suite, with 95% bootstrap CIs."""
-        from steerlab.evaluate.suite import HonestySuite, evaluate, find_data_dir, parse_models
+        from steerlab.evaluate.suite import (
+            SPLITS,
+            HonestySuite,
+            evaluate,
+            find_data_dir,
+            parse_models,
+        )
         from steerlab.vector import SteeringVector
 
         if suite != "honesty":
             raise SpecError(f"--suite {suite!r} is unknown; available: honesty")
-        if split not in ("auto", "heldout", "all"):
-            raise SpecError(f"--split {split!r} is not one of auto, heldout, all")
+        if split not in SPLITS:
+            raise SpecError(f"--split {split!r} is not one of {', '.join(SPLITS)}")
         check_count(limit, "--limit")
         check_count(bootstrap, "--bootstrap")
         check_count(batch_size, "--batch-size")

@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_model
+from conftest import save_tiny_llama
 from kill_resume import Cli, folder_bytes, line_count
-from steerlab.data import builtin_pairs
-from steerlab.extract import extract
 
 pytestmark = pytest.mark.slow  # three CLI processes per test (~5 s of imports each)
 
@@ -25,11 +23,7 @@ pytestmark = pytest.mark.slow  # three CLI processes per test (~5 s of imports e
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny llama folder, a vector from it, and small A/B, multiple-choice and facts files."""
     root = tmp_path_factory.mktemp("kill-inputs")
-    model, tokenizer = make_model("llama", layers=3, hidden=32)
-    model.save_pretrained(root / "model")
-    tokenizer.save_pretrained(root / "model")
-    vector = extract(model, tokenizer, builtin_pairs("honesty", limit=6), "mean_diff", "all")
-    vector.save(root / "v.safetensors")
+    save_tiny_llama(root, "model", "v.safetensors")
     ab = root / "ab.json"
     ab.write_text(
         json.dumps(

@@ -15,10 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import make_model
+from conftest import save_tiny_llama
 from kill_resume import Cli
-from steerlab.data import builtin_pairs
-from steerlab.extract import extract
 from steerlab.tuning.finetune import last_checkpoint
 
 pytestmark = pytest.mark.slow  # three CLI processes per test (~5 s of imports each)
@@ -40,11 +38,7 @@ TRAINING = [
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny llama folder, a vector from it, chats and a facts file."""
     root = tmp_path_factory.mktemp("kill-training")
-    model, tokenizer = make_model("llama", layers=3, hidden=32)
-    model.save_pretrained(root / "model")
-    tokenizer.save_pretrained(root / "model")
-    vector = extract(model, tokenizer, builtin_pairs("honesty", limit=6), "mean_diff", "all")
-    vector.save(root / "v.safetensors")
+    save_tiny_llama(root, "model", "v.safetensors")
     chats = root / "chats.jsonl"
     chats.write_text(
         "".join(
