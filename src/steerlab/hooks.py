@@ -4,6 +4,10 @@ Everything that changes or observes a model's forward pass goes through :func:`h
 context manager built on :class:`contextlib.ExitStack`: each hook's removal is registered
 the moment the hook is installed, so no hook survives an exception raised while installing
 them, inside the ``with`` block, or inside a hook itself.
+
+Upstream assumption (see :mod:`steerlab.upstream`): a decoder block returns its hidden
+states as a tensor or first in a tuple (:func:`hidden_of`); tested in
+``tests/test_upstream.py``.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Layer ``i`` in steerlab means the output of decoder block ``i`` (0-based), i.e.
 ``hidden_states[i + 1]`` in transformers' terms. Blocks are found by a per-architecture
 table, then by a heuristic (the ModuleList whose length is the config's layer count), and a
 user override (``layers_path="model.layers"``) beats both.
+
+Upstream assumption (see :mod:`steerlab.upstream`): the blocks are a ``ModuleList`` at a
+known path or of ``num_hidden_layers`` identical modules; tested in ``tests/test_upstream.py``
+and ``tests/test_layers.py``.
 """
 
 from __future__ import annotations

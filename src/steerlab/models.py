@@ -13,6 +13,12 @@ local Hugging Face cache first, with no network; only when a model is not cached
 asked, and then only after one quick connection check, so that an offline machine fails at
 once with one line instead of after a minute of retries. ``HF_HUB_OFFLINE=1`` (or
 ``TRANSFORMERS_OFFLINE=1``) never asks the Hub.
+
+Upstream assumptions (see :mod:`steerlab.upstream`): ``from_pretrained(..., gguf_file=)``
+de-quantises a GGUF and ``model.hf_quantizer.remove_quantization_config(model)`` makes the
+saved copy a plain checkpoint (:func:`convert_gguf`, tested on a tiny GGUF in
+``tests/test_upstream.py``); configs give ``get_text_config()``, ``hidden_size``/``n_embd``,
+``num_hidden_layers``/``n_layer`` and ``model_type``.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ One forward pass per batch records every requested layer; hooks keep only the re
 activations (one row per example, or the real tokens for ``all``), never full hidden-state
 stacks, and the pass stops right after the deepest requested layer, skipping the rest of the
 network and the LM head.
+
+Upstream assumptions (see :mod:`steerlab.upstream`): ``model(input_ids=, attention_mask=,
+use_cache=False)`` and the block output format of :func:`steerlab.hooks.hidden_of`; tested in
+``tests/test_upstream.py``.
 """
 
 from __future__ import annotations

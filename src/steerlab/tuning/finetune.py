@@ -19,6 +19,12 @@ The output folder (a "run folder") holds::
 
 so ``steerlab.load_model(run_folder)`` loads the tuned model (a LoRA adapter is loaded on
 top of its base, named in ``adapter_config.json`` as given, e.g. ``"default"``, and merged).
+
+Upstream assumptions (see :mod:`steerlab.upstream`): ``Trainer.compute_loss(model, inputs,
+return_outputs, num_items_in_batch)`` and, for gradient accumulation, the Trainer attributes
+``loss_is_scaled_for_ga`` / ``model_accepts_loss_kwargs`` / ``compute_loss_func`` /
+``current_gradient_accumulation_steps``, each read with a fallback; tested in
+``tests/test_upstream.py`` and by the accumulation tests in ``tests/tuning``.
 """
 
 from __future__ import annotations

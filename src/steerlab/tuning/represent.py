@@ -14,6 +14,9 @@ tensors in, tensors out. :class:`RepresentationTrainer` captures the block outpu
 :func:`steerlab.hooks.hooked` and adds the term to :class:`SteerlabTrainer`'s loss;
 :func:`tune` runs it through :func:`steerlab.tuning.finetune` (same run folder,
 checkpoints, resumption, provenance).
+
+Upstream assumptions: those of :mod:`steerlab.tuning.finetune` (the Trainer) and the block
+output format of :func:`steerlab.hooks.hidden_of` (see :mod:`steerlab.upstream`).
 """
 
 from __future__ import annotations
