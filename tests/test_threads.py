@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +17,14 @@ from steerlab.cli import app
 from steerlab.data import builtin_pairs
 from steerlab.errors import SpecError
 from steerlab.extract import extract
-from steerlab.threads import MAX_DEFAULT_THREADS, available_cpus, choose_threads, default_threads
+from steerlab.threads import (
+    MAX_DEFAULT_THREADS,
+    available_cpus,
+    choose_threads,
+    default_threads,
+    others_running,
+    threads_for,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -86,3 +96,24 @@ def test_cli_bad_threads_is_one_line(
     assert result.exit_code == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.output
+
+
+def test_default_leaves_a_core_only_when_others_are_busy_now() -> None:
+    assert threads_for(2, 2, busy=0) == 2
+    assert threads_for(2, 2, busy=1) == 1  # another process keeps one of two cores busy
+    assert threads_for(1, 2, busy=5) == 1  # never below one
+    assert threads_for(16, 16, busy=3) == MAX_DEFAULT_THREADS
+    assert threads_for(16, 16, busy=8) == MAX_DEFAULT_THREADS - 1
+    assert threads_for(4, 4, busy=None) == 4  # unknown (no /proc): no adjustment
+
+
+def test_others_running_sees_a_busy_process() -> None:
+    if others_running() is None:
+        pytest.skip("no /proc/loadavg on this system")
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it start spinning
+        assert others_running() >= 1
+    finally:
+        busy.kill()
+        busy.wait()
