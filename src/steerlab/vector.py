@@ -82,6 +82,17 @@ class VectorMetadata:
         data["extra"] = dict(self.extra)
         return json.dumps(data, sort_keys=True)
 
+    def recipe(self) -> dict[str, Any]:
+        """How the vector was made, without when or by which steerlab build.
+
+        What a resumable run records and compares about its vector: re-extracting the same
+        vector later (another time, another commit) must not count as other settings.
+        """
+        data = json.loads(self.to_json())
+        for volatile in ("created", "git_revision", "library_version"):
+            data.pop(volatile, None)
+        return data
+
     @classmethod
     def from_json(cls, text: str, where: str) -> VectorMetadata:
         """Parse :meth:`to_json` output; ``where`` names the file in errors."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -259,3 +260,20 @@ def test_row_round_trip_and_errors():
     assert SweepRow.from_json(row.to_json(), "x:1") == row
     with pytest.raises(DataError, match="x:3: missing field 'coefficient'"):
         SweepRow.from_json(json.dumps({k: 1 for k in ("task", "kind", "metric")}), "x:3")
+
+
+def test_resume_takes_the_same_vector_made_again_and_refuses_another(setup, tmp_path):
+    model, tokenizer, vector = setup
+    run = lambda v: sweep(  # noqa: E731
+        model, tokenizer, v, [0.0, 1.0], [ABBehaviorTask("ab", AB)], output_dir=tmp_path,
+        progress=False, write_plots=False, estimates=False,
+    )  # fmt: skip
+    first = run(vector)
+    # The same directions made again later, by another commit: same recipe, same sweep.
+    again = dataclasses.replace(
+        vector.metadata, created="2030-01-01T00:00:00+00:00", git_revision="0" * 40
+    )
+    remade = SteeringVector(dict(vector.directions), again, vector.activation_norms)
+    assert run(remade).rows == first.rows
+    with pytest.raises(SpecError, match="other settings"):
+        run(-vector)

@@ -696,7 +696,7 @@ class HonestySuite:
             else {
                 "path": self.vector_path,
                 "sha256": self.vector.sha256(),
-                "metadata": json.loads(self.vector.metadata.to_json()),
+                "metadata": self.vector.metadata.recipe(),
             },
             "layers": None if self.layers is None else list(self.layers),
             "templates": self.templates.to_dict(),

@@ -272,7 +272,7 @@ def sweep(
             "scale_by_norm": scale_by_norm,
             "positions": positions,
         },
-        "vector": json.loads(vector.metadata.to_json()),
+        "vector": {**vector.metadata.recipe(), "sha256": vector.sha256()},
         "batch_size": batch_size,
         "coefficients_per_batch": coefficients_per_batch,
         "seed": seed,
