@@ -265,7 +265,7 @@ def root(
             metavar="N",
             help="CPU threads for torch (also: $STEERLAB_THREADS). Default: $OMP_NUM_THREADS "
             "if set, else the CPUs this process may use (affinity, container quota), at most "
-            "8, one fewer when the machine is already half busy.",
+            "8 (the same whatever the load, so that results and resumed runs are reproducible).",
         ),
     ] = None,
 ) -> None:

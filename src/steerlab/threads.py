@@ -9,8 +9,12 @@ command therefore picks the thread count itself (:func:`choose_threads`):
 2. else ``$STEERLAB_THREADS``;
 3. else ``$OMP_NUM_THREADS`` (the standard OpenMP setting, respected when set);
 4. else the CPUs this process may run on (its CPU affinity, and the container's CPU quota
-   from cgroups), at most :data:`MAX_DEFAULT_THREADS`, less one when other processes keep
-   half the CPUs busy right now (:func:`others_running`), never below 1.
+   from cgroups), at most :data:`MAX_DEFAULT_THREADS`, never below 1.
+
+The default does not follow the machine's load, although fewer threads than CPUs is much
+faster while another process keeps a core busy (``--threads 1`` on 2 cores): results can
+differ in the last bits between thread counts, and a run resumed after an interruption must
+be byte-identical to an uninterrupted one. On a shared machine, set ``STEERLAB_THREADS``.
 
 The Python API leaves torch's own setting alone; call ``torch.set_num_threads`` there.
 """
@@ -19,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from pathlib import Path
 
 from steerlab.errors import SpecError
@@ -71,38 +74,13 @@ def available_cpus() -> int:
     return max(1, min(count, quota) if quota is not None else count)
 
 
-def others_running(samples: int = 3, pause: float = 0.02) -> int | None:
-    """Processes (threads) other than this one that want a CPU right now, or None if unknown.
-
-    Read from the instantaneous run-queue count of ``/proc/loadavg`` (Linux), the smallest of
-    a few samples so that a passing blip does not count. Not the 1-minute load average: that
-    still counts, for a minute, the work of a command that has just finished, so commands run
-    back to back (a script, CI, the demo after the tests) would each lose a thread.
-    """
-    counts = []
-    for index in range(samples):
-        try:
-            field = Path("/proc/loadavg").read_text().split()[3]
-            counts.append(int(field.split("/")[0]) - 1)  # minus this process
-        except (OSError, IndexError, ValueError):
-            return None
-        if index + 1 < samples:
-            time.sleep(pause)
-    return max(0, min(counts))
-
-
-def threads_for(usable: int, cpus: int, busy: int | None) -> int:
-    """The default thread count: ``usable`` CPUs, one fewer when ``busy`` others take half."""
-    threads = min(usable, MAX_DEFAULT_THREADS)
-    if threads > 1 and busy is not None and busy >= 0.5 * cpus:
-        threads -= 1  # leave a core to whoever keeps the machine busy
-    return max(1, threads)
-
-
 def default_threads() -> int:
-    """The default of step 4 in the module docstring (no option, no variable)."""
-    usable = available_cpus()
-    return threads_for(usable, os.cpu_count() or usable, others_running())
+    """The default of step 4 in the module docstring (no option, no variable).
+
+    It depends on the machine, never on its momentary load: float reductions can differ with
+    the thread count, and a resumed run must compute exactly what the interrupted one did.
+    """
+    return max(1, min(available_cpus(), MAX_DEFAULT_THREADS))
 
 
 def choose_threads(option: str | None = None) -> tuple[int, str]:
