@@ -26,7 +26,7 @@ from steerlab.data import (
     resolve_data_path,
 )
 from steerlab.data.qa import read_qa, read_questions
-from steerlab.data.registry import FORMATS
+from steerlab.data.registry import FORMATS, builtin_format, parse_source_spec
 from steerlab.errors import DataError
 from steerlab.evaluate.specs import behavior_task, helpfulness_task, perplexity_task
 from steerlab.tuning.data import load_chats
@@ -129,3 +129,35 @@ def test_resolver() -> None:
         resolve_data_path("builtin:nope", "chats")
     with pytest.raises(ValueError, match="unknown data format"):
         resolve_data_path("builtin:facts", "nonsense")
+
+
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("caa:data/test_ab.json", (None, "caa", "data/test_ab.json")),
+        ("refusal=CAA:builtin:honesty_ab", ("refusal", "caa", "builtin:honesty_ab")),
+        (" mmlu : cais/mmlu:anatomy ", (None, "mmlu", "cais/mmlu:anatomy")),
+        ("pairs:dir/a=b.jsonl", (None, "pairs", "dir/a=b.jsonl")),
+    ],
+)
+def test_parse_source_spec(spec: str, expected: tuple[str | None, str, str]) -> None:
+    assert parse_source_spec(spec, "--behavior") == expected
+
+
+@pytest.mark.parametrize("spec", ["no-colon", "caa:", ":file.json", "name=caa", "=caa:x", "n=:x"])
+def test_parse_source_spec_malformed(spec: str) -> None:
+    with pytest.raises(DataError) as info:
+        parse_source_spec(spec, "--behavior")
+    assert str(info.value) == f"--behavior {spec!r}: expected KIND:PATH (or NAME=KIND:PATH)"
+
+
+def test_builtin_format() -> None:
+    assert builtin_format("builtin:facts", ("statements", "pairs")) == "statements"
+    assert builtin_format("honesty_ab", ("statements", "pairs", "chats")) == "pairs"
+    with pytest.raises(DataError) as info:
+        builtin_format("builtin:general_text", ("statements", "pairs"), "tuning sets")
+    message = str(info.value)
+    assert message.startswith("builtin:general_text holds texts, not true/false statements or")
+    assert message.endswith("built-in tuning sets: facts, happy_sad, honesty, honesty_ab")
+    with pytest.raises(DataError, match="no such built-in set"):
+        builtin_format("builtin:nope", ("pairs",))

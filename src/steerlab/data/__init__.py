@@ -40,8 +40,10 @@ from steerlab.data.pairs import (
 from steerlab.data.registry import (
     BUILTIN_SETS,
     BuiltinSet,
+    builtin_format,
     builtin_names,
     builtin_set,
+    parse_source_spec,
     resolve_data_path,
 )
 
@@ -59,6 +61,7 @@ __all__ = [
     "Statement",
     "StereoSetItem",
     "TruthfulQAMCItem",
+    "builtin_format",
     "builtin_names",
     "builtin_pairs",
     "builtin_path",
@@ -77,6 +80,7 @@ __all__ = [
     "pair_examples",
     "pairs_from_ab",
     "pairs_sha256",
+    "parse_source_spec",
     "resolve_data_path",
     "split_statements",
 ]

@@ -1,4 +1,8 @@
-"""The one registry of the data sets shipped with steerlab, and the ``builtin:NAME`` resolver.
+"""The one registry of the data sets shipped with steerlab, and its two resolvers.
+
+``builtin:NAME`` names a shipped set (:func:`resolve_data_path`, :func:`builtin_set`,
+:func:`builtin_format`), and ``[NAME=]KIND:PATH`` names a data file read as a kind of
+task data (:func:`parse_source_spec`); nothing else in steerlab parses either.
 
 Every loader that reads a data file (:func:`~steerlab.data.load_pairs`, the evaluation-set
 loaders of :mod:`steerlab.data.evalsets`, question and chat readers, tuning data) passes its
@@ -14,6 +18,7 @@ errors.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -189,3 +194,61 @@ def resolve_data_path(path: str | os.PathLike[str], data_format: str | None = No
     if not is_builtin(text):
         return text
     return str(builtin_set(text, data_format).path)
+
+
+def builtin_format(name: str, formats: Sequence[str], purpose: str = "sets that fit") -> str:
+    """The first of ``formats`` that the built-in set ``name`` can be read as.
+
+    Args:
+        name: ``"facts"`` or ``"builtin:facts"``.
+        formats: :data:`FORMATS` keys the caller can read, in its order of preference.
+        purpose: how the message names the sets that would fit (``"tuning sets"``).
+
+    Raises:
+        DataError: an unknown name, or a set readable as none of ``formats`` (the message
+            lists the sets that are, format by format).
+    """
+    for data_format in formats:
+        _check_format(data_format)
+    entry = builtin_set(name)
+    for data_format in formats:
+        if data_format in entry.formats:
+            return data_format
+    wanted = [FORMATS[data_format] for data_format in formats]
+    listed = wanted[0] if len(wanted) == 1 else f"{', '.join(wanted[:-1])} or {wanted[-1]}"
+    fitting = dict.fromkeys(n for data_format in formats for n in builtin_names(data_format))
+    names = ", ".join(fitting) or "none"
+    raise DataError(
+        f"{PREFIX}{entry.name} holds {entry.kind}, not {listed}; built-in {purpose}: {names}"
+    )
+
+
+def parse_source_spec(spec: str, option: str) -> tuple[str | None, str, str]:
+    """Split a ``KIND:PATH`` or ``NAME=KIND:PATH`` data spec (what the CLI's data options take).
+
+    ``NAME=`` counts only before the first colon, so a path may hold ``=`` and ``:``
+    (``mmlu:cais/mmlu:anatomy``, ``caa:builtin:honesty_ab``). ``PATH`` is returned as
+    given (a file, a Hub id or ``builtin:NAME``, for the caller's loader to resolve).
+
+    Args:
+        spec: e.g. ``"caa:data/test_ab.json"`` or ``"refusal=caa:builtin:honesty_ab"``.
+        option: how the message names where the spec came from (``"--behavior"``).
+
+    Returns:
+        ``(name, kind, path)``: the name or None, the kind lower-cased, the path; each
+        stripped of surrounding whitespace.
+
+    Raises:
+        DataError: ``OPTION 'SPEC': expected KIND:PATH (or NAME=KIND:PATH)`` when a part
+            is missing or empty.
+    """
+    name: str | None = None
+    rest = spec
+    if "=" in spec.split(":", 1)[0]:
+        given, rest = spec.split("=", 1)
+        name = given.strip()
+    kind, sep, path = rest.partition(":")
+    if not sep or not kind.strip() or not path.strip() or name == "":
+        where = f"{option} " if option else ""
+        raise DataError(f"{where}{spec!r}: expected KIND:PATH (or NAME=KIND:PATH)")
+    return name, kind.strip().lower(), path.strip()
