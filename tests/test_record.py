@@ -104,3 +104,21 @@ def test_errors(llama):
     with pytest.raises(SpecError, match="batch size"):
         record(model, tokenizer, TEXTS, [0], batch_size=0)
     assert hook_count(model) == 0
+
+
+def test_collate_tokens_right_pads_like_record(llama):
+    _, tokenizer = llama
+    from steerlab.record import _collate, collate_tokens, tokenize_examples
+
+    assert _collate is collate_tokens  # the old private name stays for internal callers
+    rows = tokenize_examples(tokenizer, [TextExample(t) for t in TEXTS[:3]], None)
+    batch = collate_tokens(rows, pad_id=-7)
+    lengths = [len(ids) for ids, _ in rows]
+    assert batch.input_ids.shape == (3, max(lengths))
+    assert batch.lengths.tolist() == lengths
+    for i, (ids, span) in enumerate(rows):
+        n = len(ids)
+        assert batch.input_ids[i, :n].tolist() == ids
+        assert batch.attention_mask[i].tolist() == [1] * n + [0] * (max(lengths) - n)
+        assert (batch.input_ids[i, n:] == -7).all()
+        assert batch.span_mask[i, :n].tolist() == [float(x) for x in span]

@@ -94,7 +94,20 @@ def tokenize_examples(
     return out
 
 
-def _collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> _Batch:
+def collate_tokens(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> _Batch:
+    """Right-pad tokenised examples into one batch, exactly as :func:`record` batches them.
+
+    Args:
+        rows: ``(token ids, span mask)`` per example, as :func:`tokenize_examples` returns
+            them (no padding; the two lists of a row have the same length).
+        pad_id: the id written into padded positions.
+
+    Returns:
+        A batch with ``input_ids`` (batch, seq) long, right-padded with ``pad_id``;
+        ``attention_mask`` (batch, seq) long, 1 on real tokens; ``span_mask`` (batch, seq)
+        float32, the rows' span masks; ``lengths`` (batch,) real tokens per row.
+        ``seq`` is the longest row's length.
+    """
     width = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(rows), width), dtype=torch.long)
@@ -105,6 +118,9 @@ def _collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> _Batch
         attention[i, :n] = 1
         span[i, :n] = torch.tensor(row_span, dtype=torch.float32)
     return _Batch(ids, attention, span, attention.sum(dim=1))
+
+
+_collate = collate_tokens  # the name this module's callers use
 
 
 Reducer = Callable[[torch.Tensor, _Batch], list[torch.Tensor]]
