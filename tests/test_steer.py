@@ -265,3 +265,10 @@ def test_numpy_coefficients_are_per_row():
 
     assert SteerSpec(coefficient=np.array([1.0, 2.0, 3.0])).coefficient == (1.0, 2.0, 3.0)
     assert SteerSpec(coefficient=2).coefficient == 2.0
+
+
+@pytest.mark.parametrize("field", ["normalize", "scale_by_norm"])
+def test_spec_booleans_are_booleans(field: str) -> None:
+    # 1 and "yes" are not flags: a config typo must fail at construction, not steer oddly.
+    with pytest.raises(SpecError, match=f"{field} must be True or False, got 1"):
+        sl.SteerSpec(**{field: 1})

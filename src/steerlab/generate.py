@@ -11,11 +11,12 @@ from torch import nn
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from steerlab.chat import format_chat, messages_for, needs_special_tokens
-from steerlab.errors import DataError, SpecError
+from steerlab.errors import DataError
 from steerlab.layers import LayerSelection
 from steerlab.models import model_device
 from steerlab.progress import track
 from steerlab.steer import Operator, Positions, coefficient_tensor, steer
+from steerlab.validation import check_int, check_number
 from steerlab.vector import SteeringVector
 
 
@@ -92,10 +93,8 @@ def generate(
     """
     if not prompts:
         raise DataError("no prompts to generate from")
-    if max_new_tokens < 1:
-        raise SpecError(f"max_new_tokens {max_new_tokens} must be at least 1")
-    if temperature < 0:
-        raise SpecError(f"temperature {temperature} must be >= 0")
+    check_int(max_new_tokens, "max_new_tokens", minimum=1)
+    check_number(temperature, "temperature", low=0.0)
     values = coefficient_tensor(list(coefficients)).tolist()
     if vector is None:
         values = [0.0]  # unsteered: one row per prompt

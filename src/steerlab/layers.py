@@ -21,6 +21,7 @@ from torch import nn
 
 from steerlab.errors import LayerError
 from steerlab.models import text_config
+from steerlab.validation import is_int
 
 # model_type -> attribute paths of the decoder block list, tried in order.
 LAYER_PATHS: dict[str, tuple[str, ...]] = {
@@ -193,7 +194,7 @@ def parse_layers(selection: LayerSelection, num_layers: int) -> tuple[int, ...]:
                     ) from None
     elif isinstance(selection, range | Sequence):
         for item in selection:
-            if isinstance(item, bool) or not isinstance(item, int | torch.SymInt):
+            if not (is_int(item) or isinstance(item, torch.SymInt)):
                 raise LayerError(f"layer {item!r} is not an integer")
             raw.append(int(item))
     else:

@@ -37,6 +37,7 @@ from steerlab.hooks import hooked
 from steerlab.layers import LayerSelection, find_layers, parse_layers
 from steerlab.models import model_identity
 from steerlab.upstream import CallInfo, read_call
+from steerlab.validation import check_bool, check_choice
 from steerlab.vector import SteeringVector
 
 Operator = Literal["add", "ablate", "clamp"]
@@ -93,10 +94,10 @@ class SteerSpec:
         object.__setattr__(self, "coefficient", value)
         if isinstance(self.layers, list | range):
             object.__setattr__(self, "layers", tuple(self.layers))
-        if self.operator not in OPERATORS:
-            raise SpecError(f"operator {self.operator!r} is not one of {', '.join(OPERATORS)}")
-        if self.positions not in POSITIONS:
-            raise SpecError(f"positions {self.positions!r} is not one of {', '.join(POSITIONS)}")
+        check_choice(self.operator, "operator", OPERATORS)
+        check_choice(self.positions, "positions", POSITIONS)
+        check_bool(self.normalize, "normalize")
+        check_bool(self.scale_by_norm, "scale_by_norm")
 
 
 def _unit(v: torch.Tensor, layer: int) -> torch.Tensor:

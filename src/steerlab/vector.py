@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from steerlab.errors import ModelMismatchError, VectorError
 from steerlab.models import ModelIdentity
 from steerlab.provenance import atomic_path, git_revision, library_version, utc_now
+from steerlab.validation import is_int, is_number
 
 FORMAT = "steerlab.vector/1"
 _META_KEY = "steerlab"
@@ -134,7 +135,7 @@ _METADATA_TYPES: dict[str, type] = {
 
 
 def _is_kind(value: Any, kind: type) -> bool:
-    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    return is_int(value) if kind is int else isinstance(value, kind)
 
 
 def _frozen_tensor(value: torch.Tensor) -> torch.Tensor:
@@ -163,7 +164,7 @@ class SteeringVector:
         clean: dict[int, torch.Tensor] = {}
         for layer in sorted(self.directions):
             tensor = self.directions[layer]
-            if isinstance(layer, bool) or not isinstance(layer, int):
+            if not is_int(layer):
                 raise VectorError(f"layer key {layer!r} is not an integer")
             if not 0 <= layer < meta.num_layers:
                 raise VectorError(
@@ -318,7 +319,7 @@ class SteeringVector:
     def __mul__(self, scalar: float) -> SteeringVector:
         if isinstance(scalar, bool) or not isinstance(scalar, int | float):
             return NotImplemented
-        if not math.isfinite(scalar):
+        if not is_number(scalar):
             raise VectorError(f"scalar {scalar} is not finite")
         return self._derived(
             {k: v * scalar for k, v in self.directions.items()},
