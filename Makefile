@@ -18,7 +18,7 @@ OLDEST := .venv-oldest
 PIN_VENV := .venv-pin
 # Printed at the start of test-latest and test-oldest, so that a CI log shows what was tested.
 KEY_PACKAGES := torch transformers tokenizers huggingface-hub peft accelerate safetensors gguf \
-	numpy scipy scikit-learn matplotlib pydantic pyyaml typer click rich pytest
+	numpy scipy scikit-learn matplotlib typer click rich pytest
 
 .PHONY: install demo test test-fast test-latest test-oldest pin lint bench clean
 
@@ -90,9 +90,12 @@ pin:
 	rm -rf $(PIN_VENV)
 	@echo "Wrote $(PIN_FILE). Now: make test test-latest, and commit it."
 
+# Style, types and the layering of pyproject.toml's [tool.importlinter] contracts (CI runs it).
 lint: install
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python benchmarks/run.py
