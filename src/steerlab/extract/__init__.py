@@ -1,4 +1,5 @@
-"""Extracting steering vectors: contrastive methods over paired data."""
+"""Extracting steering vectors (contrastive methods over paired data, base-vs-tuned
+differences) and comparing them per layer."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from steerlab.data.pairs import ContrastPair, pair_examples, pairs_sha256
 from steerlab.errors import DataError
+from steerlab.extract.compare import Comparison, CosineRow, compare
 from steerlab.extract.contrastive import METHODS, direction
 from steerlab.layers import LayerSelection
 from steerlab.models import model_identity
 from steerlab.record import record
+from steerlab.validation import check_choice, check_int
 from steerlab.vector import SteeringVector, VectorMetadata
 
-__all__ = ["METHODS", "direction", "extract"]
+__all__ = ["METHODS", "Comparison", "CosineRow", "compare", "direction", "extract"]
 
 
 def extract(
@@ -49,10 +52,8 @@ def extract(
     Returns:
         A :class:`SteeringVector` whose + side is the pairs' positive side.
     """
-    if method not in METHODS:
-        from steerlab.errors import SpecError
-
-        raise SpecError(f"method {method!r} is not one of {', '.join(METHODS)}")
+    check_choice(method, "method", METHODS)
+    check_int(batch_size, "batch_size", minimum=1)
     if not pairs:
         raise DataError("no contrastive pairs to extract from")
     examples = []

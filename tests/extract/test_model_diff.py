@@ -1,9 +1,8 @@
-"""Model-diff vectors and vector comparison on tiny models."""
+"""Model-diff vectors on tiny models (and `steerlab compare` from the CLI)."""
 
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
 import torch
@@ -13,7 +12,6 @@ from typer.testing import CliRunner
 import steerlab as sl
 from conftest import make_model
 from steerlab.cli import app
-from steerlab.compare import compare
 from steerlab.errors import ModelMismatchError, SpecError
 from steerlab.extract.model_diff import answer_examples, model_diff, question_examples
 
@@ -87,27 +85,6 @@ def test_mismatched_models_are_refused():
         model_diff(model, make_model("gpt2", hidden=32)[0], tokenizer, QUESTIONS, progress=False)
     with pytest.raises(SpecError, match="diff method"):
         model_diff(model, model, tokenizer, QUESTIONS, diff_method="median", progress=False)
-
-
-def test_compare_cosines_and_files(tmp_path):
-    model, tokenizer = make_model("llama")
-    pairs = [sl.ContrastPair("happy", "sad"), sl.ContrastPair("good day", "bad day")]
-    vector = sl.extract(model, tokenizer, pairs, "mean_diff", progress=False)
-    other = sl.extract(model, tokenizer, pairs, "pca_center", progress=False)
-    result = compare({"v": vector, "neg": -vector, "other": other})
-    by_pair = {(r.a, r.b, r.layer): r.cosine for r in result.rows}
-    for layer in vector.layers:
-        assert by_pair[("v", "neg", layer)] == pytest.approx(-1.0, abs=1e-9)
-    same = compare({"a": vector, "b": vector})
-    assert all(r.cosine == pytest.approx(1.0, abs=1e-9) for r in same.rows)
-    written = result.save(tmp_path / "cmp")
-    names = {p.name for p in written}
-    assert names == {"cosine.csv", "cosine.json", "cosine.png", "cosine.svg"}
-    data = json.loads((tmp_path / "cmp" / "cosine.json").read_text())
-    assert len(data["rows"]) == 3 * len(vector.layers)
-    assert (tmp_path / "cmp" / "cosine.csv").read_text().startswith("a,b,layer,cosine")
-    with pytest.raises(SpecError):
-        compare({"only": vector})
 
 
 def test_compare_cli(tmp_path):
