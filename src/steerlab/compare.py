@@ -1,5 +1,5 @@
-"""Deprecated import path: use :mod:`steerlab.extract.compare` (or ``steerlab.compare``)."""
+"""Deprecated import path: use :mod:`steerlab.extract.comparison` (or ``steerlab.compare``)."""
 
-from steerlab.extract.compare import Comparison, CosineRow, compare, describe_rows
+from steerlab.extract.comparison import Comparison, CosineRow, compare, describe_rows
 
 __all__ = ["Comparison", "CosineRow", "compare", "describe_rows"]

@@ -11,7 +11,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from steerlab.data.pairs import ContrastPair, pair_examples, pairs_sha256
 from steerlab.errors import DataError
-from steerlab.extract.compare import Comparison, CosineRow, compare
+from steerlab.extract.comparison import Comparison, CosineRow, compare
 from steerlab.extract.contrastive import METHODS, direction
 from steerlab.layers import LayerSelection
 from steerlab.models import model_identity

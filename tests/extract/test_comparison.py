@@ -1,4 +1,4 @@
-"""steerlab.extract.compare: cosine per layer between vectors, files and summary."""
+"""steerlab.extract.comparison: cosine per layer between vectors, files and summary."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import steerlab as sl
 from conftest import make_model
 from steerlab.errors import SpecError
-from steerlab.extract.compare import compare
+from steerlab.extract.comparison import compare
 
 
 def test_compare_cosines_and_files(tmp_path):
