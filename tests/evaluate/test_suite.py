@@ -23,8 +23,6 @@ from steerlab.evaluate.suite import (
     HonestySuite,
     SuiteResult,
     SuiteRow,
-    auroc,
-    bootstrap_ci,
     evaluate,
     find_data_dir,
     first_token_id,
@@ -135,53 +133,6 @@ def pairwise_auroc(scores, labels) -> float:
     neg = [s for s, y in zip(scores, labels, strict=True) if not y]
     wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
     return wins / (len(pos) * len(neg))
-
-
-# ----------------------------------------------------------------------------- statistics
-
-
-def test_auroc_by_hand_with_ties():
-    scores = [0.1, 0.4, 0.35, 0.8, 0.4]
-    labels = [0, 0, 1, 1, 1]
-    # Positive vs negative pairs: 0.35 beats 0.1 only, 0.8 beats both, 0.4 beats 0.1 and
-    # ties 0.4: (1 + 2 + 1.5) / 6.
-    assert auroc(scores, labels) == pytest.approx(4.5 / 6)
-    rng = np.random.default_rng(1)
-    s = rng.integers(0, 4, 30).astype(float)  # many ties
-    y = rng.integers(0, 2, 30).astype(bool)
-    assert auroc(s, y) == pytest.approx(pairwise_auroc(s, y))
-    assert auroc([1, 2, 3, 4], [0, 0, 1, 1]) == 1.0
-    assert auroc([4, 3, 2, 1], [0, 0, 1, 1]) == 0.0
-    assert auroc([1, 1, 1], [0, 1, 1]) == 0.5
-    assert math.isnan(auroc([1, 2], [1, 1]))
-    with pytest.raises(DataError):
-        auroc([1, 2], [1])
-
-
-def test_bootstrap_ci_by_hand_and_deterministic():
-    values = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0])
-    low, high = bootstrap_ci(values, n=500, seed=7)
-    rng = np.random.default_rng(7)
-    means = values[rng.integers(0, values.size, size=(500, values.size))].mean(axis=1)
-    assert (low, high) == tuple(np.percentile(means, [2.5, 97.5]))
-    assert low <= values.mean() <= high
-    assert bootstrap_ci(values, n=500, seed=7) == (low, high)
-    smooth = np.random.default_rng(0).normal(size=25)
-    assert bootstrap_ci(smooth, n=300, seed=8) != bootstrap_ci(smooth, n=300, seed=9)
-    assert bootstrap_ci([2.0, 2.0, 2.0], n=50) == (2.0, 2.0)
-    # Per-item rows and a statistic: the ratio of sums, as for perplexity.
-    rows = np.column_stack([[3.0, 5.0, 4.0, 6.0], [2.0, 4.0, 2.0, 3.0]])
-    low, high = bootstrap_ci(rows, lambda a: a[:, 0].sum() / a[:, 1].sum(), n=300, seed=0)
-    assert low <= 18 / 11 <= high
-    assert bootstrap_ci(rows, lambda a: a[:, 0].sum() / a[:, 1].sum(), n=300, seed=0) == (low, high)
-    # Resamples lacking a class give NaN AUROCs and are skipped.
-    pairs = np.column_stack([[0.2, 0.9, 0.4, 0.6], [0.0, 1.0, 0.0, 1.0]])
-    low, high = bootstrap_ci(pairs, lambda a: auroc(a[:, 0], a[:, 1] > 0.5), n=200)
-    assert 0.0 <= low <= high <= 1.0
-    with pytest.raises(DataError):
-        bootstrap_ci([])
-    with pytest.raises(SpecError):
-        bootstrap_ci([1.0], n=0)
 
 
 # ----------------------------------------------------------------------------- metrics

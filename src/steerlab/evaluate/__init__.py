@@ -10,8 +10,6 @@ import sys
 import types
 from collections.abc import Sequence
 
-from steerlab.evaluate.fit import FitError, TradeoffFit, fit_behavior, fit_helpfulness, fit_tradeoff
-from steerlab.evaluate.results import SweepRow
 from steerlab.evaluate.suite import (
     EvalModel,
     HonestySuite,
@@ -31,6 +29,9 @@ from steerlab.evaluate.tasks import (
     PerplexityTask,
     SampledBehaviorTask,
 )
+from steerlab.stats.fit_results import FitError, TradeoffFit
+from steerlab.stats.fitting import fit_behavior, fit_helpfulness, fit_tradeoff
+from steerlab.stats.rows import SweepRow
 
 
 class _CallablePackage(types.ModuleType):

@@ -25,7 +25,6 @@ import torch
 from steerlab.chat import format_chat, messages_for
 from steerlab.data.evalsets import ABItem, MultipleChoiceItem
 from steerlab.errors import SpecError
-from steerlab.evaluate.results import mean_ci
 from steerlab.evaluate.scoring import (
     continuation_logprobs,
     last_logits,
@@ -33,6 +32,7 @@ from steerlab.evaluate.scoring import (
     steering_context,
 )
 from steerlab.evaluate.tasks import ContinuationBehaviorTask, RunContext, ab_prompt, mc_question
+from steerlab.stats.intervals import mean_ci
 
 
 @dataclass(frozen=True)

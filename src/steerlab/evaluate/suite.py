@@ -70,6 +70,7 @@ from steerlab.provenance import (
     remove_stale_temporaries,
     sha256_of_records,
 )
+from steerlab.stats.intervals import auroc, auroc_of_rows, bootstrap_ci, pooled_perplexity
 from steerlab.steer import SteerSpec, apply_spec
 from steerlab.vector import SteeringVector
 
@@ -115,104 +116,6 @@ METRICS: tuple[str, ...] = (
 
 TRUTHFULQA = "truthfulqa"
 COSINE_DATASET = "facts"
-
-
-# ----------------------------------------------------------------------------- statistics
-
-
-def auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[bool] | np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` against binary ``labels``.
-
-    The Mann-Whitney form: the share of (positive, negative) pairs in which the positive
-    scores higher, ties counted 0.5, computed from ranks (ties get their average rank).
-
-    Args:
-        scores: shape (n,), higher = more likely positive.
-        labels: shape (n,), true / 1 for positives.
-
-    Returns:
-        The AUROC in [0, 1]; NaN when either class is absent.
-
-    Raises:
-        DataError: ``scores`` and ``labels`` of different lengths.
-    """
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    y = np.asarray(labels).reshape(-1).astype(bool)
-    if s.shape != y.shape:
-        raise DataError(f"auroc: {s.size} scores but {y.size} labels")
-    n_pos = int(y.sum())
-    n_neg = int(y.size - n_pos)
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    sorted_scores = s[order]
-    ranks = np.empty(s.size, dtype=np.float64)
-    # Average ranks (1-based) over runs of equal scores.
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    ends = np.r_[starts[1:], s.size]
-    average = (starts + ends + 1) / 2.0
-    ranks[order] = np.repeat(average, ends - starts)
-    u = float(ranks[y].sum()) - n_pos * (n_pos + 1) / 2.0
-    return u / (n_pos * n_neg)
-
-
-def bootstrap_ci(
-    data: Sequence[float] | np.ndarray,
-    statistic: Callable[[np.ndarray], float] | None = None,
-    n: int = 1000,
-    seed: int = 0,
-    *,
-    confidence: float = 0.95,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of a statistic over items.
-
-    Args:
-        data: per-item values, shape (n_items,), or per-item rows, shape (n_items, k)
-            (e.g. columns ``[nll_sum, n_tokens]`` or ``[score, label]``); rows are resampled
-            with replacement as wholes.
-        statistic: maps a resampled array (same shape as ``data``) to a number; None: the
-            mean (vectorised). Resamples whose statistic is not finite (an AUROC resample
-            lacking a class) are skipped.
-        n: number of resamples.
-        seed: seed of the numpy generator (same seed, same interval).
-        confidence: coverage of the interval.
-
-    Returns:
-        ``(low, high)``; NaN for both when no resample gave a finite statistic.
-
-    Raises:
-        DataError: no items.
-        SpecError: ``n < 1`` or ``confidence`` outside (0, 1).
-    """
-    array = np.asarray(data, dtype=np.float64)
-    if array.ndim == 0 or array.shape[0] == 0:
-        raise DataError("bootstrap_ci: no items")
-    if n < 1:
-        raise SpecError(f"bootstrap_ci: n must be at least 1, got {n}")
-    if not 0.0 < confidence < 1.0:
-        raise SpecError(f"bootstrap_ci: confidence must be in (0, 1), got {confidence}")
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, array.shape[0], size=(n, array.shape[0]))
-    if statistic is None:
-        stats = array[index].mean(axis=1)
-        if stats.ndim > 1:
-            raise SpecError("bootstrap_ci: per-item rows need a statistic")
-    else:
-        stats = np.array([float(statistic(array[rows])) for rows in index])
-    stats = stats[np.isfinite(stats)]
-    if stats.size == 0:
-        return float("nan"), float("nan")
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    low, high = np.percentile(stats, [tail, 100.0 - tail])
-    return float(low), float(high)
-
-
-def _auroc_statistic(rows: np.ndarray) -> float:
-    return auroc(rows[:, 0], rows[:, 1] > 0.5)
-
-
-def _perplexity_statistic(rows: np.ndarray) -> float:
-    return math.exp(float(rows[:, 0].sum()) / float(rows[:, 1].sum()))
 
 
 # ----------------------------------------------------------------------------- rows
@@ -951,7 +854,7 @@ class _Runner:
                 name,
                 auroc(p_true, labels > 0.5),
                 np.column_stack([p_true, labels]),
-                _auroc_statistic,
+                auroc_of_rows,
                 self.suite,
             ),
         ]
@@ -1032,7 +935,7 @@ class _Runner:
                 name,
                 value,
                 data,
-                _perplexity_statistic,
+                pooled_perplexity,
                 self.suite,
                 extra,
             )

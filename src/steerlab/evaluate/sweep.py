@@ -21,8 +21,6 @@ from torch import nn
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from steerlab.errors import DataError, SpecError
-from steerlab.evaluate.fit import FitError, TradeoffFit, fit_behavior, fit_helpfulness, fit_tradeoff
-from steerlab.evaluate.results import SweepRow, series, sorted_rows
 from steerlab.evaluate.tasks import RunContext, Task
 from steerlab.layers import LayerSelection
 from steerlab.progress import track
@@ -32,6 +30,9 @@ from steerlab.provenance import (
     library_version,
     remove_stale_temporaries,
 )
+from steerlab.stats.fit_results import FitError, TradeoffFit
+from steerlab.stats.fitting import fit_behavior, fit_helpfulness, fit_tradeoff
+from steerlab.stats.rows import SweepRow, series, sorted_rows
 from steerlab.steer import Operator, Positions, SteerSpec, coefficient_tensor
 from steerlab.terminal import fold
 from steerlab.vector import SteeringVector

@@ -27,7 +27,6 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from steerlab.chat import format_chat, messages_for
 from steerlab.data.evalsets import ABItem, MultipleChoiceItem
 from steerlab.errors import DataError, SpecError
-from steerlab.evaluate.results import SweepRow, mean_ci
 from steerlab.evaluate.scoring import (
     continuation_logprobs,
     letter_token_id,
@@ -35,6 +34,8 @@ from steerlab.evaluate.scoring import (
     token_nll,
 )
 from steerlab.provenance import sha256_of_records
+from steerlab.stats.intervals import mean_ci
+from steerlab.stats.rows import SweepRow
 from steerlab.steer import SteerSpec
 from steerlab.vector import SteeringVector
 

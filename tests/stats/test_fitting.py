@@ -1,4 +1,4 @@
-"""Tests for steerlab.evaluate.fit: recovery of known parameters from noisy synthetic sweeps."""
+"""Tests for steerlab.stats.fitting: recovery of known parameters from noisy synthetic sweeps."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from steerlab.errors import SpecError, SteerlabError
-from steerlab.evaluate.fit import (
+from steerlab.stats import (
     BehaviorFit,
     CostEffectiveRange,
     FitError,
