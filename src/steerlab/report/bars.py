@@ -1,8 +1,8 @@
 """Bar charts of suite results: one panel per metric and dataset, one bar per model.
 
-Takes result rows (:class:`~steerlab.evaluate.suite.SuiteRow` or dicts with the same keys),
+Takes result rows (:class:`~steerlab.evaluate.rows.SuiteRow` or dicts with the same keys),
 never a model. Written as PNG and SVG, atomically and deterministically, like the other plots
-of :mod:`steerlab.report.plots`.
+of :mod:`steerlab.report` (:mod:`steerlab.report.style`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from steerlab.errors import DataError, SpecError
-from steerlab.report.plots import _save, _style
+from steerlab.report.style import plot_style, save_figure
 
 __all__ = ["METRIC_TITLES", "plot_suite_bars"]
 
@@ -134,7 +134,7 @@ def plot_suite_bars(rows: Sequence[Any], out_base: Path) -> list[Path]:
     ncols = min(_COLUMNS, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     title = "Honesty suite: models compared (95% bootstrap intervals)"
-    with _style():
+    with plot_style():
         fig = Figure(
             figsize=(_PANEL[0] * ncols + 0.4, _PANEL[1] * nrows + 0.9), layout="constrained"
         )
@@ -202,4 +202,4 @@ def plot_suite_bars(rows: Sequence[Any], out_base: Path) -> list[Path]:
             frameon=False,
         )
         fig.suptitle(title, fontsize=11)
-        return _save(fig, Path(out_base), title)
+        return save_figure(fig, Path(out_base), title)

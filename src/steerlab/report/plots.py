@@ -1,57 +1,53 @@
 """Plots of sweep results: behaviour, helpfulness and the alignment/helpfulness frontier.
 
-Every function takes :class:`~steerlab.evaluate.results.SweepRow` records (and optionally the
-fits computed from them), never a model. Figures are built with the object-oriented
-:class:`matplotlib.figure.Figure` API on an Agg canvas, so pyplot's global state and the
-user's interactive backend are left untouched.
+Every function takes :class:`~steerlab.stats.rows.SweepRow` records (and optionally the fits
+computed from them, :mod:`steerlab.stats.fit_results`), never a model. The style and the
+deterministic PNG/SVG output are :mod:`steerlab.report.style`'s; an ``out_base`` names a plot
+without its extension (``out/behavior`` gives ``out/behavior.png`` and ``out/behavior.svg``).
 
-Each plot is written twice, as PNG (150 dpi) and as SVG, each atomically (temporary file
-beside the target, then rename), and the paths written are returned. Output is
-deterministic: the same rows give byte-identical files (no dates or software versions in the
-PNG, no date and a fixed id salt in the SVG), so a resumed sweep rewrites identical plots.
-
-An ``out_base`` names a plot without its extension: ``out/behavior`` gives
-``out/behavior.png`` and ``out/behavior.svg``. A base that already ends in ``.png`` or
-``.svg`` has that suffix replaced; any other suffix is kept (``run.v2`` gives
-``run.v2.png``).
+The other plots are re-exported here, so ``steerlab.report.plots`` still offers every plot:
+:func:`~steerlab.report.vectors.plot_comparison` and :func:`~steerlab.report.matrix.plot_matrix`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-import matplotlib as mpl
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
-from matplotlib.figure import Figure
-from matplotlib.legend_handler import HandlerTuple
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
 
 from steerlab.errors import SpecError
-from steerlab.evaluate.results import SweepRow, series
-from steerlab.provenance import atomic_path
+from steerlab.report.matrix import plot_matrix
+from steerlab.report.style import (
+    DPI,
+    legend,
+    new_figure,
+    plot_style,
+    save_figure,
+)
+from steerlab.report.style import (
+    compact_number as _num,
+)
+from steerlab.report.vectors import plot_comparison
+from steerlab.stats.rows import SweepRow, series
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from steerlab.evaluate.fit import BehaviorFit, HelpfulnessFit, TradeoffFit
+    from steerlab.stats.fit_results import BehaviorFit, HelpfulnessFit, TradeoffFit
 
 __all__ = [
     "DPI",
     "plot_behavior",
+    "plot_comparison",
     "plot_helpfulness",
+    "plot_matrix",
     "plot_sweep",
     "plot_tradeoff",
 ]
-
-DPI = 150
-"""Resolution of the PNG files."""
 
 BEHAVIOR_METRIC = "B_likelihood"
 """Behaviour metric preferred when none is named."""
@@ -60,26 +56,7 @@ HELPFULNESS_METRIC = "p_correct"
 """Helpfulness metric preferred when none is named."""
 
 _HELPFULNESS_ORDER = ("p_correct", "accuracy", "sampled_accuracy")
-_FIGSIZE = (7.5, 4.8)
 _FIT_POINTS = 301
-_STYLE: dict[str, Any] = {
-    # Deterministic SVG: fixed salt for element ids, glyphs as paths (no font lookup by
-    # viewers), no external fonts; a fixed font with Greek letters and superscripts.
-    "svg.hashsalt": "steerlab",
-    "svg.fonttype": "path",
-    "font.family": "DejaVu Sans",
-    "font.size": 10,
-    "axes.titlesize": 12,
-    "axes.labelsize": 10.5,
-    "legend.fontsize": 8.5,
-    "axes.unicode_minus": True,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "grid.linewidth": 0.6,
-    "figure.facecolor": "white",
-    "savefig.facecolor": "white",
-    "savefig.transparent": False,
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,8 +93,8 @@ def plot_behavior(
     """
     rows = list(rows)
     pairs = _select(rows, "behavior", task, metric, (BEHAVIOR_METRIC,))
-    with _style():
-        fig, ax = _figure()
+    with plot_style():
+        fig, ax = new_figure()
         chosen = _kind_rows(rows, "behavior", pairs)
         handles = _draw_series(ax, chosen, pairs)
         coefficients = _plotted_coefficients(chosen)
@@ -143,8 +120,8 @@ def plot_behavior(
         ax.set_ylabel("behaviour B = P(aligned) − P(misaligned)")
         title = _title("Behaviour vs steering coefficient", pairs)
         ax.set_title(title)
-        _legend(ax, handles, outside=True)
-        return _save(fig, out_base, title)
+        legend(ax, handles, outside=True)
+        return save_figure(fig, out_base, title)
 
 
 def plot_helpfulness(
@@ -178,8 +155,8 @@ def plot_helpfulness(
     """
     rows = list(rows)
     pairs = _select(rows, "helpfulness", task, metric, _HELPFULNESS_ORDER)
-    with _style():
-        fig, ax = _figure()
+    with plot_style():
+        fig, ax = new_figure()
         chosen = _kind_rows(rows, "helpfulness", pairs)
         handles = _draw_series(ax, chosen, pairs)
         coefficients = _plotted_coefficients(chosen)
@@ -205,8 +182,8 @@ def plot_helpfulness(
         ax.set_ylabel(f"helpfulness ({', '.join(metrics)})")
         title = _title("Helpfulness vs steering coefficient", pairs)
         ax.set_title(title)
-        _legend(ax, handles, outside=True)
-        return _save(fig, out_base, title)
+        legend(ax, handles, outside=True)
+        return save_figure(fig, out_base, title)
 
 
 def plot_tradeoff(
@@ -252,8 +229,8 @@ def plot_tradeoff(
             f"no coefficient has both behaviour {b_task}/{b_metric} and helpfulness "
             f"{h_task}/{h_metric} rows"
         )
-    with _style():
-        fig, ax = _figure()
+    with plot_style():
+        fig, ax = new_figure()
         ax.errorbar(
             hx,
             by,
@@ -305,8 +282,8 @@ def plot_tradeoff(
         title = "Alignment–helpfulness frontier"
         ax.set_title(title)
         if handles:
-            _legend(ax, handles, outside=True)
-        return _save(fig, out_base, title)
+            legend(ax, handles, outside=True)
+        return save_figure(fig, out_base, title)
 
 
 def plot_sweep(
@@ -462,19 +439,6 @@ def _plotted_coefficients(rows: Sequence[SweepRow]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _style() -> Iterator[None]:
-    """Fixed rc settings while a figure is built and saved (restored afterwards)."""
-    with mpl.rc_context(cast(Any, _STYLE)):
-        yield
-
-
-def _figure() -> tuple[Figure, Axes]:
-    fig = Figure(figsize=_FIGSIZE, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
-
-
 def _draw_series(ax: Axes, rows: list[SweepRow], pairs: list[tuple[str, str]]) -> list[Any]:
     """Points, line and 95% band per series; returns legend handles (band and line paired).
 
@@ -493,34 +457,6 @@ def _draw_series(ax: Axes, rows: list[SweepRow], pairs: list[tuple[str, str]]) -
         label = metric if single_task else f"{task} · {metric}"
         handles.append(((band, line), f"{label} (95% CI band)"))
     return handles
-
-
-def _legend(ax: Axes, handles: list[Any], outside: bool = False) -> None:
-    """Legend from series handles ``((band, line), label)`` and plain artists.
-
-    ``outside`` puts it below the axes (centred, one or two columns), where it can never
-    cover data; otherwise matplotlib picks the emptiest corner inside the axes.
-    """
-    artists: list[Any] = []
-    labels: list[str] = []
-    for handle in handles:
-        if isinstance(handle, tuple):
-            artists.append(handle[0])
-            labels.append(handle[1])
-        else:
-            artists.append(handle)
-            labels.append(handle.get_label())
-    options: dict[str, Any] = {
-        "framealpha": 0.9,
-        "handler_map": {tuple: HandlerTuple(ndivide=1)},
-    }
-    if outside:
-        columns = 2 if len(labels) > 1 and max(len(label) for label in labels) <= 48 else 1
-        ax.get_figure().legend(  # type: ignore[union-attr]
-            artists, labels, loc="outside lower center", ncols=columns, **options
-        )
-    else:
-        ax.legend(artists, labels, loc="best", **options)
 
 
 def _zero_line(ax: Axes, coefficients: np.ndarray) -> None:
@@ -569,147 +505,3 @@ def _helpfulness_limits(ax: Axes, rows: list[SweepRow]) -> None:
 def _title(prefix: str, pairs: list[tuple[str, str]]) -> str:
     tasks = list(dict.fromkeys(t for t, _ in pairs))
     return f"{prefix} ({tasks[0]})" if len(tasks) == 1 else prefix
-
-
-def _num(value: float) -> str:
-    """Compact number for legends (3 significant digits)."""
-    return f"{value:.3g}"
-
-
-def _targets(out_base: Path) -> list[Path]:
-    base = Path(out_base)
-    if base.suffix.lower() in (".png", ".svg"):
-        base = base.with_suffix("")
-    return [base.with_name(base.name + ".png"), base.with_name(base.name + ".svg")]
-
-
-def _save(fig: Figure, out_base: Path, title: str) -> list[Path]:
-    """Write the figure as PNG and SVG, each atomically; return both paths.
-
-    No creation date and no software version go into the files, so equal figures give equal
-    bytes.
-    """
-    png, svg = _targets(out_base)
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None, "Title": title})
-    with atomic_path(svg) as tmp:
-        fig.savefig(tmp, format="svg", metadata={"Date": None, "Title": title})
-    return [png, svg]
-
-
-def plot_comparison(comparison: Any, out_base: Path) -> list[Path]:
-    """Cosine similarity per layer for each vector pair (top) and vector norms (bottom).
-
-    Args:
-        comparison: a :class:`steerlab.compare.Comparison`.
-        out_base: path without suffix; ``.png`` and ``.svg`` are written.
-    """
-    pairs = list(dict.fromkeys((r.a, r.b) for r in comparison.rows))
-    if not pairs:
-        raise SpecError("nothing to plot: the comparison has no rows")
-    with _style():
-        fig = Figure(figsize=(7.5, 6.4))
-        FigureCanvasAgg(fig)
-        top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
-        for a, b in pairs:
-            rows = sorted(
-                (r for r in comparison.rows if (r.a, r.b) == (a, b)), key=lambda r: r.layer
-            )
-            top.plot(
-                [r.layer for r in rows], [r.cosine for r in rows], marker="o", label=f"{a} vs {b}"
-            )
-        top.axhline(0.0, color="0.4", linewidth=0.8)
-        top.set_ylim(-1.05, 1.05)
-        top.set_ylabel("cosine similarity")
-        top.set_title("Steering vectors compared per layer")
-        top.grid(alpha=0.3)
-        top.legend(loc="best", fontsize="small")
-        norms: dict[str, dict[int, float]] = {}
-        for r in comparison.rows:
-            norms.setdefault(r.a, {})[r.layer] = r.norm_a
-            norms.setdefault(r.b, {})[r.layer] = r.norm_b
-        for name, by_layer in norms.items():
-            layers = sorted(by_layer)
-            bottom.plot(layers, [by_layer[k] for k in layers], marker=".", label=name)
-        bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
-        bottom.set_xlabel("layer")
-        bottom.set_ylabel("vector norm")
-        bottom.set_yscale("log")
-        bottom.grid(alpha=0.3)
-        bottom.legend(loc="best", fontsize="small")
-        fig.tight_layout()
-        return _save(fig, Path(out_base), "Steering vectors compared per layer")
-
-
-def plot_matrix(summary: Sequence[dict[str, Any]], out_base: Path, scorer: str) -> list[Path]:
-    """Behaviour rate (top) and median perplexity (bottom) vs coefficient; one column per
-    normalisation, one line per vector x operator x layer mode; ablation and the unsteered
-    baseline as dotted lines."""
-    columns = [n for n in ("normalized", "raw") if any(e["normalization"] == n for e in summary)]
-    flat = [e for e in summary if e["operator"] not in ("add", "subtract")]
-    if not columns and not flat:
-        raise SpecError("nothing to plot: the matrix has no rows")
-    columns = columns or ["raw"]
-    with _style():
-        fig = Figure(figsize=(5.2 * len(columns) + 1.0, 7.6))
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(2, len(columns), squeeze=False, sharey="row")
-        handles: dict[str, Any] = {}
-        for col, norm in enumerate(columns):
-            top, bottom = axes[0][col], axes[1][col]
-            lines: dict[str, list[dict[str, Any]]] = {}
-            for e in summary:
-                if e["operator"] in ("add", "subtract") and e["normalization"] == norm:
-                    lines.setdefault(f"{e['vector']} {e['operator']} {e['layers']}", []).append(e)
-            for key, entries in sorted(lines.items()):
-                entries = sorted(entries, key=lambda e: e["coefficient"])
-                x = [e["coefficient"] for e in entries]
-                style = "-" if " add " in f" {key} " else "--"
-                (handle,) = top.plot(x, [e["rate"] for e in entries], style, marker="o")
-                bottom.plot(
-                    x,
-                    [e["median_perplexity"] for e in entries],
-                    style,
-                    marker="o",
-                    color=handle.get_color(),
-                )
-                handles.setdefault(key, handle)
-            for k, entry in enumerate(flat):
-                label = (
-                    "unsteered"
-                    if entry["operator"] == "none"
-                    else (f"{entry['vector']} ablate {entry['layers']}")
-                )
-                color = f"{0.1 + 0.6 * k / max(len(flat), 1):.2f}"
-                h = top.axhline(entry["rate"], linestyle=":", linewidth=1.4, color=color)
-                bottom.axhline(
-                    entry["median_perplexity"], linestyle=":", linewidth=1.4, color=color
-                )
-                handles.setdefault(label, h)
-            top.set_ylim(-0.03, 1.03)
-            top.set_xscale("log")
-            top.set_title(
-                "normalised (coefficient = fraction of activation norm)"
-                if norm == "normalized"
-                else "raw (coefficient = multiple of the vector)",
-                fontsize="medium",
-            )
-            top.grid(alpha=0.3)
-            bottom.set_yscale("log")
-            bottom.set_xscale("log")
-            bottom.set_xlabel("|coefficient|")
-            bottom.grid(alpha=0.3)
-        axes[0][0].set_ylabel(f"rate scored +1 ({scorer})")
-        axes[1][0].set_ylabel("median perplexity (unsteered model)")
-        fig.suptitle("Steering matrix: behaviour and fluency (solid: add, dashed: subtract)")
-        fig.legend(
-            list(handles.values()),
-            list(handles),
-            loc="lower center",
-            ncol=3,
-            fontsize="x-small",
-            frameon=False,
-        )
-        rows = math.ceil(len(handles) / 3)
-        fig.subplots_adjust(bottom=0.1 + 0.025 * rows, top=0.9, hspace=0.25, wspace=0.08)
-        return _save(fig, Path(out_base), "Steering matrix")
