@@ -42,6 +42,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers import __version__ as transformers_version
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from steerlab.checkpoints import add_legacy_config_keys, save_checkpoint
 from steerlab.errors import ModelLoadError
 from steerlab.provenance import sha256_of_file
 
@@ -137,8 +138,7 @@ def convert_gguf(gguf: Path, folder: Path) -> Path:
         if quantizer is not None:
             # Without this the saved config claims GGUF quantisation and the copy won't load.
             quantizer.remove_quantization_config(model)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        save_checkpoint(model, tokenizer, tmp)  # with the keys transformers 4.x reads
         if folder.exists():  # another process finished first
             shutil.rmtree(tmp, ignore_errors=True)
         else:
@@ -155,6 +155,7 @@ def default_model_folder() -> Path:
     key = f"smollm2-135m-instruct-{_gguf_cache_key(gguf)}-transformers-{transformers_version}"
     folder = cache_dir() / "models" / key
     if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+        add_legacy_config_keys(folder)  # a copy cached before they were written
         return folder
     return convert_gguf(gguf, folder)
 
