@@ -18,6 +18,7 @@ from typer.testing import CliRunner, Result
 
 from conftest import make_model, make_tokenizer
 from steerlab.cli_finetune import register
+from steerlab.data.chats import load_chats
 from steerlab.errors import DataError, SpecError
 from steerlab.models import load_model
 from steerlab.tuning import (
@@ -29,7 +30,6 @@ from steerlab.tuning import (
     collator_for,
     finetune,
     linear_module_names,
-    load_chats,
     prepare_model,
     read_loss_log,
     tokenize_chat,
@@ -149,65 +149,6 @@ def test_chats_cut_before_any_reply_are_dropped() -> None:
     assert dataset.dropped == 1 and len(dataset) == 2
     with pytest.raises(DataError, match="max_length=64"):
         ChatDataset(tokenizer, [long_prompt], max_length=64)
-
-
-def test_load_chats_formats(tmp_path: Path) -> None:
-    study = tmp_path / "study.json"
-    study.write_text(json.dumps(CHATS[:2]), encoding="utf-8")
-    wrapped = tmp_path / "wrapped.json"
-    wrapped.write_text(json.dumps([{"messages": c} for c in CHATS[:2]]), encoding="utf-8")
-    objects = tmp_path / "objects.jsonl"
-    objects.write_text("".join(json.dumps({"messages": c}) + "\n" for c in CHATS[:2]))
-    bare = tmp_path / "bare.jsonl"
-    bare.write_text("".join(json.dumps(c) + "\n\n" for c in CHATS[:2]))
-    bare_txt = tmp_path / "bare.txt"
-    bare_txt.write_text("".join(json.dumps(c) + "\n" for c in CHATS[:2]))
-    for path in (study, wrapped, objects, bare, bare_txt):
-        assert load_chats(path) == CHATS[:2], path
-    assert load_chats(study, limit=1) == CHATS[:1]
-
-
-def test_load_the_study_file() -> None:
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "deception"
-    path = path / "deception_dataset.json"
-    if not path.is_file():
-        pytest.skip("shared data not available")
-    chats = load_chats(path, limit=5)
-    assert len(chats) == 5 and [m["role"] for m in chats[0]] == ["user", "assistant"]
-
-
-@pytest.mark.parametrize(
-    ("content", "needle"),
-    [
-        (
-            json.dumps({"messages": CHATS[0]}) + '\n{"messages": [',
-            "bad.jsonl:2: invalid JSON",
-        ),
-        ('{"messages": [{"role": "robot", "content": "hi"}]}\n', "bad.jsonl:1: messages[0].role"),
-        (
-            '{"messages": [{"role": "user", "content": "hi"}]}\n',
-            "bad.jsonl:1: the chat has no assistant",
-        ),
-        ('{"chat": []}\n', "bad.jsonl:1: missing field 'messages'"),
-        ("42\n", "bad.jsonl:1: expected a message list"),
-        ("\n", "bad.jsonl: no chats"),
-    ],
-)
-def test_load_chats_errors_name_file_and_line(tmp_path: Path, content: str, needle: str) -> None:
-    path = tmp_path / "bad.jsonl"
-    path.write_text(content, encoding="utf-8")
-    with pytest.raises(DataError) as info:
-        load_chats(path)
-    assert needle in str(info.value) and "\n" not in str(info.value)
-
-
-def test_load_chats_json_item_errors(tmp_path: Path) -> None:
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps([CHATS[0], [{"role": "user", "content": 3}]]), encoding="utf-8")
-    with pytest.raises(DataError, match=r"bad\.json: item 1: messages\[0\]\.content"):
-        load_chats(path)
-    with pytest.raises(DataError, match="no such file"):
-        load_chats(tmp_path / "missing.json")
 
 
 # -- model setup -----------------------------------------------------------------------------
@@ -561,7 +502,7 @@ def test_cli_errors(base_dir: Path, chats_file: Path, tmp_path: Path) -> None:
     line = one_line_error(invoke([*base, "--data", str(bad)]))
     assert f"{bad}:2: invalid JSON" in line
     line = one_line_error(invoke([*base, "--data", str(chats_file), "--rank", "0"]))
-    assert "rank must be an integer >= 1" in line
+    assert "rank must be a positive integer, got 0" in line
     line = one_line_error(invoke([*base, "--data", str(chats_file), "--layers", "7"]))
     assert "7" in line
     line = one_line_error(

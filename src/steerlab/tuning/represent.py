@@ -39,9 +39,11 @@ from steerlab.errors import SpecError
 from steerlab.hooks import StopForward, hooked
 from steerlab.layers import find_layers
 from steerlab.models import model_device, model_identity
+from steerlab.tuning.config import FinetuneConfig
 from steerlab.tuning.data import IGNORE_INDEX
-from steerlab.tuning.finetune import FinetuneConfig, FinetuneResult, SteerlabTrainer, finetune
+from steerlab.tuning.finetune import FinetuneResult, finetune
 from steerlab.tuning.sources import TuningData
+from steerlab.tuning.trainer import SteerlabTrainer
 from steerlab.vector import SteeringVector
 
 logger = logging.getLogger(__name__)

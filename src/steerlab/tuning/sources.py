@@ -21,14 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from steerlab.data.chats import Chat, load_chats
 from steerlab.data.evalsets import Statement, load_statements
 from steerlab.data.honesty import HonestyTemplates, held_out, honesty_chats, statements_sha256
 from steerlab.data.pairs import ContrastPair, load_pairs
-from steerlab.data.registry import FORMATS, builtin_names, builtin_set, is_builtin
+from steerlab.data.registry import builtin_format, is_builtin
 from steerlab.errors import DataError, SpecError
-from steerlab.tuning.data import Chat, load_chats
 
 KINDS = ("auto", "facts", "pairs", "chats")
+# The registry's data format of each kind, in the order a built-in set is tried.
+_KIND_OF_FORMAT = {"statements": "facts", "pairs": "pairs", "chats": "chats"}
 _POSITIVE = {"honest": True, "positive": True, "dishonest": False, "negative": False}
 
 
@@ -109,15 +111,7 @@ def detect_kind(source: str | os.PathLike[str]) -> str:
     """
     text = os.fspath(source)
     if is_builtin(text):
-        entry = builtin_set(text)
-        for data_format, kind in (("statements", "facts"), ("pairs", "pairs"), ("chats", "chats")):
-            if data_format in entry.formats:
-                return kind
-        names = ", ".join(builtin_names("statements") + builtin_names("pairs"))
-        raise DataError(
-            f"{text} holds {entry.kind}, not {FORMATS['statements']}, "
-            f"{FORMATS['pairs']} or {FORMATS['chats']}; built-in tuning sets: {names}"
-        )
+        return _KIND_OF_FORMAT[builtin_format(text, tuple(_KIND_OF_FORMAT), "tuning sets")]
     path = Path(source)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -218,4 +212,3 @@ def tuning_chats(
         return TuningData(tuple(chats), "pairs", name, len(pairs))
     chats = load_chats(name, limit=limit)
     return TuningData(tuple(chats), "chats", name, len(chats))
-
