@@ -25,6 +25,11 @@ def synthetic(n: int = 40, d: int = 16, seed: int = 0, spread: float = 0.5):
 @pytest.mark.parametrize("method", METHODS)
 def test_direction_recovers_and_orients(method):
     positive, negative, u = synthetic()
+    if method == "pca_diff_centered":
+        # Centring the differences removes their shared mean: this method sees the concept
+        # only through how much the pairs' differences vary along it.
+        strength = torch.linspace(0.2, 3.0, positive.shape[0])[:, None]
+        positive, negative = negative + 3.0 * strength * u, negative.clone()
     v = direction(method, positive, negative)
     cosine = torch.nn.functional.cosine_similarity(v, u, dim=0)
     assert cosine > (0.85 if method == "probe" else 0.95), float(cosine)
@@ -44,13 +49,45 @@ def test_mean_diff_is_the_mean_difference():
     assert torch.allclose(direction("mean_diff", positive, negative), (positive - negative).mean(0))
 
 
-@pytest.mark.parametrize("method", ["pca_diff", "pca_center", "probe"])
+@pytest.mark.parametrize(
+    "method", ["pca_diff", "pca_center", "pca_diff_centered", "pca_pair_centered", "probe"]
+)
 def test_projection_scale(method):
     positive, negative, _ = synthetic()
     v = direction(method, positive, negative)
     mean_difference = (positive - negative).mean(0)
     # Scaled so that its length equals the mean difference's projection on it.
     assert torch.allclose(v.norm(), mean_difference @ (v / v.norm()), rtol=1e-4)
+
+
+def _sklearn_axis(rows: torch.Tensor) -> torch.Tensor:
+    # An independent reference: scikit-learn's (centring) PCA, as repeng calls it.
+    from sklearn.decomposition import PCA
+
+    return torch.from_numpy(PCA(n_components=1).fit(rows.double().numpy()).components_[0])
+
+
+def _majority_sign(axis: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> float:
+    above = ((positive.double() - negative.double()) @ axis > 0).float().mean()
+    return 1.0 if above >= 0.5 else -1.0
+
+
+@pytest.mark.parametrize("spread", [0.5, 5.0])
+def test_repeng_compatible_methods_match_their_definitions(spread):
+    positive, negative, _ = synthetic(spread=spread, seed=3)
+    differences = positive.double() - negative.double()
+    midpoints = (positive.double() + negative.double()) / 2
+    references = {
+        "pca_diff_centered": _sklearn_axis(differences),
+        "pca_pair_centered": _sklearn_axis(
+            torch.cat([positive.double() - midpoints, negative.double() - midpoints])
+        ),
+    }
+    for method, axis in references.items():
+        expected = axis * _majority_sign(axis, positive, negative)
+        got = direction(method, positive, negative).double()
+        cosine = torch.nn.functional.cosine_similarity(got, expected, dim=0)
+        assert cosine > 1 - 1e-9, (method, float(cosine))
 
 
 def test_direction_errors():

@@ -4,6 +4,23 @@ Every method returns a direction oriented so that + means "more like the positiv
 (its dot product with the mean paired difference is positive). PCA and probe directions
 are unit vectors scaled by the mean paired difference's projection on them, so that a
 coefficient means roughly the same thing whichever method made the vector.
+
+Definitions (``p_i``, ``n_i``: the i-th pair's positive and negative activations; ``d_i =
+p_i - n_i``; ``PC1(X)``: the first principal axis of the rows of ``X``, uncentred unless
+stated):
+
+* ``mean_diff``: ``mean_i d_i`` (steering-vectors' ``train_steering_vector``, CAA).
+* ``pca_diff``: ``PC1(d)``, differences not centred (RepE's random-swap-then-centre recipe
+  without the randomness).
+* ``pca_center``: ``PC1`` of all ``p_i`` and ``n_i`` after subtracting their overall mean.
+* ``pca_diff_centered``: ``PC1(d - mean d)``, the differences centred (repeng's
+  ``pca_diff``).
+* ``pca_pair_centered``: ``PC1`` of every ``p_i - m_i`` and ``n_i - m_i`` with ``m_i =
+  (p_i + n_i)/2``, each pair centred at its own midpoint (repeng's ``pca_center``).
+* ``probe``: logistic-regression weights on standardised features, mapped back.
+
+The two repeng-compatible methods are oriented as repeng orients them: toward the side most
+pairs project higher on (ties: the mean difference's side).
 """
 
 from __future__ import annotations
@@ -15,7 +32,7 @@ import torch
 
 from steerlab.errors import SpecError
 
-METHODS = ("mean_diff", "pca_diff", "pca_center", "probe")
+METHODS = ("mean_diff", "pca_diff", "pca_center", "pca_diff_centered", "pca_pair_centered", "probe")
 
 
 def _check(positive: torch.Tensor, negative: torch.Tensor) -> None:
@@ -84,6 +101,55 @@ def pca_center(positive: torch.Tensor, negative: torch.Tensor, seed: int = 0) ->
     return _orient_and_scale(unit, mean_difference).to(positive.dtype)
 
 
+def _orient_by_pairs(
+    unit: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor
+) -> torch.Tensor:
+    # repeng's rule: the sign under which more pairs have positive projecting above negative.
+    differences = (positive.double() - negative.double()) @ unit
+    above, below = int((differences > 0).sum()), int((differences < 0).sum())
+    mean_difference = (positive.double() - negative.double()).mean(dim=0)
+    if below > above or (below == above and float(unit @ mean_difference) < 0):
+        unit = -unit
+    return unit * abs(float(unit @ mean_difference))
+
+
+def pca_diff_centered(
+    positive: torch.Tensor, negative: torch.Tensor, seed: int = 0
+) -> torch.Tensor:
+    """First principal component of the paired differences after centring them (repeng's
+    ``pca_diff``).
+
+    Centring removes the differences' shared mean, so this finds the axis along which the
+    pairs' differences *vary* most: the concept when pairs differ in how strongly they
+    express it, noise when they all differ equally (then use ``pca_diff`` or ``mean_diff``).
+
+    Returns:
+        (d,) direction: unit axis oriented by the pairs' majority, scaled by the mean
+        paired difference's projection on it.
+    """
+    _check(positive, negative)
+    differences = positive.double() - negative.double()
+    unit = _top_component(differences - differences.mean(dim=0))
+    return _orient_by_pairs(unit, positive, negative).to(positive.dtype)
+
+
+def pca_pair_centered(
+    positive: torch.Tensor, negative: torch.Tensor, seed: int = 0
+) -> torch.Tensor:
+    """First principal component of the activations with each pair centred at its midpoint
+    (repeng's ``pca_center``).
+
+    Returns:
+        (d,) direction: unit axis oriented by the pairs' majority, scaled by the mean
+        paired difference's projection on it.
+    """
+    _check(positive, negative)
+    midpoints = (positive.double() + negative.double()) / 2
+    centred = torch.cat([positive.double() - midpoints, negative.double() - midpoints])
+    unit = _top_component(centred - centred.mean(dim=0))
+    return _orient_by_pairs(unit, positive, negative).to(positive.dtype)
+
+
 def probe(positive: torch.Tensor, negative: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """Weight direction of a logistic-regression probe separating positive from negative.
 
@@ -113,6 +179,8 @@ DIRECTION_FUNCTIONS: dict[str, Callable[[torch.Tensor, torch.Tensor, int], torch
     "mean_diff": mean_diff,
     "pca_diff": pca_diff,
     "pca_center": pca_center,
+    "pca_diff_centered": pca_diff_centered,
+    "pca_pair_centered": pca_pair_centered,
     "probe": probe,
 }
 
