@@ -1,4 +1,4 @@
-"""Fine-tuning plumbing: chat data and loss mask, LoRA / layer SFT, resumption, run folders, CLI."""
+"""finetune(): LoRA / layer SFT on tiny models, resumption, early stopping, the run folder, CLI."""
 
 from __future__ import annotations
 
@@ -16,35 +16,23 @@ import typer
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner, Result
 
-from conftest import make_model, make_tokenizer
+from conftest import make_model
 from steerlab.cli_finetune import register
 from steerlab.data.chats import load_chats
-from steerlab.errors import DataError, SpecError
+from steerlab.errors import SpecError
 from steerlab.models import load_model
 from steerlab.tuning import (
-    IGNORE_INDEX,
     ChatDataset,
     FinetuneConfig,
     SteerlabTrainer,
-    assistant_spans,
     collator_for,
     finetune,
-    linear_module_names,
-    prepare_model,
     read_loss_log,
-    tokenize_chat,
     training_arguments,
 )
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 PROGRESS = re.compile(r"^Loading weights: +\d+%\|")
-MULTI_TURN = [
-    {"role": "system", "content": "Be brief."},
-    {"role": "user", "content": "How are you?"},
-    {"role": "assistant", "content": "I am happy today."},
-    {"role": "user", "content": "And the weather?"},
-    {"role": "assistant", "content": "The weather is lovely and bright."},
-]
 CHATS = [
     [
         {"role": "user", "content": "Tell me about your day."},
@@ -56,22 +44,6 @@ CHATS = [
     ],
 ] * 4
 FAST = {"progress": False}
-
-
-def runs_of_labels(labels: list[int]) -> list[list[int]]:
-    """Contiguous runs of labelled (not -100) token ids."""
-    runs: list[list[int]] = []
-    current: list[int] = []
-    for label in labels:
-        if label == IGNORE_INDEX:
-            if current:
-                runs.append(current)
-            current = []
-        else:
-            current.append(label)
-    if current:
-        runs.append(current)
-    return runs
 
 
 def logits_of(model: torch.nn.Module, tokenizer: Any, texts: list[str]) -> torch.Tensor:
@@ -91,133 +63,6 @@ def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
-
-
-# -- data ------------------------------------------------------------------------------------
-
-
-def test_loss_mask_covers_exactly_the_assistant_tokens() -> None:
-    tokenizer = make_tokenizer()
-    example = tokenize_chat(tokenizer, MULTI_TURN, max_length=256)
-    assert len(example["input_ids"]) == len(example["labels"]) == len(example["attention_mask"])
-    runs = runs_of_labels(example["labels"])
-    decoded = [tokenizer.decode(run) for run in runs]
-    assistant = [m["content"] for m in MULTI_TURN if m["role"] == "assistant"]
-    assert decoded == [content + "<|im_end|>" for content in assistant]
-    # labels equal the input ids where set (transformers shifts them inside the model)
-    for token, label in zip(example["input_ids"], example["labels"], strict=True):
-        assert label in (IGNORE_INDEX, token)
-    # nothing of the user/system text nor the assistant header is labelled
-    pairs = zip(example["input_ids"], example["labels"], strict=True)
-    rest = tokenizer.decode([token for token, label in pairs if label == IGNORE_INDEX])
-    assert "How are you?" in rest and "Be brief." in rest and rest.count("assistant") == 2
-
-
-def test_loss_mask_without_a_chat_template() -> None:
-    # The plain layout ends the prompt with "Assistant:"; the reply is what follows it.
-    tokenizer = make_tokenizer()
-    tokenizer.chat_template = None
-    replies = [" I am happy today.", " The weather is lovely and bright."]
-    text, spans = assistant_spans(tokenizer, MULTI_TURN)
-    assert [text[s:e] for s, e in spans] == replies
-    example = tokenize_chat(tokenizer, MULTI_TURN, max_length=256)
-    assert [tokenizer.decode(run) for run in runs_of_labels(example["labels"])] == replies
-
-
-def test_truncation_and_collator_padding() -> None:
-    tokenizer = make_tokenizer()
-    long = tokenize_chat(tokenizer, MULTI_TURN, max_length=256)
-    short = tokenize_chat(tokenizer, MULTI_TURN, max_length=20)
-    assert len(short["input_ids"]) == 20 and short["input_ids"] == long["input_ids"][:20]
-    batch = collator_for(tokenizer)([long, short])
-    assert batch["input_ids"].shape == (2, len(long["input_ids"]))
-    assert batch["input_ids"][1, 20:].eq(tokenizer.pad_token_id).all()
-    assert (
-        batch["attention_mask"][1, 20:].eq(0).all() and batch["attention_mask"][1, :20].eq(1).all()
-    )
-    assert batch["labels"][1, 20:].eq(IGNORE_INDEX).all()
-    assert batch["labels"][0].tolist() == long["labels"]
-
-
-def test_chats_cut_before_any_reply_are_dropped() -> None:
-    tokenizer = make_tokenizer()
-    long_prompt = [
-        {"role": "user", "content": "The quick brown fox jumps over the lazy dog. " * 10},
-        {"role": "assistant", "content": "Yes."},
-    ]
-    dataset = ChatDataset(tokenizer, [long_prompt, *CHATS[:2]], max_length=64)
-    assert dataset.dropped == 1 and len(dataset) == 2
-    with pytest.raises(DataError, match="max_length=64"):
-        ChatDataset(tokenizer, [long_prompt], max_length=64)
-
-
-# -- model setup -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("arch", "expected"),
-    [
-        ("llama", {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}),
-        ("gpt2", {"c_attn", "c_proj", "c_fc"}),
-        ("gpt_neox", {"query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"}),
-        ("phi3", {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}),
-    ],
-)
-def test_auto_target_modules(arch: str, expected: set[str]) -> None:
-    model, _ = make_model(arch, layers=2)
-    assert set(linear_module_names(model)) == expected
-
-
-@pytest.mark.parametrize("arch", ["llama", "gpt2", "gpt_neox"])
-def test_zero_initialised_lora_changes_nothing(arch: str) -> None:
-    model, tokenizer = make_model(arch, layers=2)
-    before = logits_of(model, tokenizer, PROBES)
-    wrapped, targets, layers = prepare_model(model, FinetuneConfig(), "tiny")
-    assert targets and layers == ()
-    trainable = [n for n, p in wrapped.named_parameters() if p.requires_grad]
-    assert trainable and all("lora_" in n for n in trainable)
-    assert torch.equal(logits_of(wrapped, tokenizer, PROBES), before)
-    with pytest.raises(SpecError, match="already carries peft adapters"):
-        prepare_model(model, FinetuneConfig(), "tiny")
-
-
-def test_unknown_target_module_is_an_error() -> None:
-    model, _ = make_model("llama", layers=2)
-    with pytest.raises(SpecError, match=r"'qkv' is not a linear module.*q_proj"):
-        prepare_model(model, FinetuneConfig(target_modules=("q_proj", "qkv")), "tiny")
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "needle"),
-    [
-        ({"rank": 0}, "rank"),
-        ({"rank": 2.5}, "rank"),
-        ({"alpha": 0}, "alpha"),
-        ({"dropout": 1.0}, "dropout"),
-        ({"learning_rate": float("nan")}, "learning_rate"),
-        ({"learning_rate": -1e-4}, "learning_rate"),
-        ({"batch_size": 0}, "batch_size"),
-        ({"max_steps": 0}, "max_steps"),
-        ({"epochs": 0}, "epochs"),
-        ({"eval_fraction": 1.0}, "eval_fraction"),
-        ({"save_steps": 0}, "save_steps"),
-        ({"target_modules": ()}, "target_modules"),
-        ({"full_finetune_layers": (-1,)}, "full_finetune_layers"),
-        ({"lr_scheduler": "bogus"}, "lr_scheduler"),
-        ({"early_stopping_patience": 2}, "early_stopping_patience=2 needs eval_fraction > 0"),
-        ({"early_stopping_patience": 0, "eval_fraction": 0.2}, "early_stopping_patience"),
-        ({"early_stopping_threshold": float("nan")}, "early_stopping_threshold"),
-    ],
-)
-def test_config_validation(kwargs: dict[str, Any], needle: str) -> None:
-    with pytest.raises(SpecError, match=needle):
-        FinetuneConfig(**kwargs)
-
-
-def test_config_normalises_sequences() -> None:
-    config = FinetuneConfig(target_modules=["q_proj"], full_finetune_layers=[1, 2])  # type: ignore[arg-type]
-    assert config.target_modules == ("q_proj",) and config.full_finetune_layers == (1, 2)
-    assert config.method == "layers" and json.dumps(config.to_dict())
 
 
 # -- training --------------------------------------------------------------------------------

@@ -236,19 +236,6 @@ def test_representation_config_values() -> None:
     }
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "needle"),
-    [
-        ({"early_stopping_patience": 1}, "early_stopping_patience=1 needs eval_fraction"),
-        ({"early_stopping_patience": 0, "eval_fraction": 0.2}, "early_stopping_patience"),
-        ({"early_stopping_threshold": -1.0}, "early_stopping_threshold"),
-    ],
-)
-def test_early_stopping_config_validation(kwargs: dict[str, Any], needle: str) -> None:
-    with pytest.raises(SpecError, match=needle):
-        FinetuneConfig(**kwargs)
-
-
 def test_vector_must_fit_the_model(tmp_path: Path) -> None:
     model, tokenizer = tiny()
     partial = random_vector(model, layers=(0, 2))

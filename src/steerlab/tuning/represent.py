@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,12 @@ from steerlab.tuning.data import IGNORE_INDEX
 from steerlab.tuning.finetune import FinetuneResult, finetune
 from steerlab.tuning.sources import TuningData
 from steerlab.tuning.trainer import SteerlabTrainer
+from steerlab.validation import (
+    check_bool,
+    check_choice,
+    check_layer_indices,
+    check_number,
+)
 from steerlab.vector import SteeringVector
 
 logger = logging.getLogger(__name__)
@@ -197,42 +202,31 @@ class RepresentationConfig:
     token_loss: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.layers, int | str) or not isinstance(self.layers, Sequence):
+        def store(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        if isinstance(self.layers, str) or not isinstance(self.layers, Sequence):
             raise SpecError(f"layers must be a sequence of layer indices, got {self.layers!r}")
-        object.__setattr__(self, "layers", tuple(self.layers))
+        store("layers", check_layer_indices(self.layers, "layers"))
+        store("rep_weight", check_number(self.rep_weight, "rep_weight", low=0))
+        check_choice(self.direction, "direction", DIRECTIONS)
+        check_choice(self.positions, "positions", POSITIONS)
         if self.layer_weights is not None:
             if isinstance(self.layer_weights, str) or not isinstance(self.layer_weights, Sequence):
                 raise SpecError(f"layer_weights must be a sequence, got {self.layer_weights!r}")
-            object.__setattr__(self, "layer_weights", tuple(self.layer_weights))
-        self._validate()
-
-    def _validate(self) -> None:
-        if not self.layers:
-            raise SpecError("layers is empty; give at least one layer index")
-        for layer in self.layers:
-            if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
-                raise SpecError(f"layers: {layer!r} is not a layer index >= 0")
-        if len(set(self.layers)) != len(self.layers):
-            raise SpecError(f"layers {list(self.layers)} has duplicates")
-        if not _finite(self.rep_weight) or self.rep_weight < 0:
-            raise SpecError(f"rep_weight must be a finite number >= 0, got {self.rep_weight!r}")
-        if self.direction not in DIRECTIONS:
-            raise SpecError(f"direction {self.direction!r} is not one of {', '.join(DIRECTIONS)}")
-        if self.positions not in POSITIONS:
-            raise SpecError(f"positions {self.positions!r} is not one of {', '.join(POSITIONS)}")
-        if self.layer_weights is not None:
             if len(self.layer_weights) != len(self.layers):
                 raise SpecError(
                     f"layer_weights has {len(self.layer_weights)} values for "
                     f"{len(self.layers)} layers"
                 )
-            for weight in self.layer_weights:
-                if not _finite(weight) or weight < 0:
-                    raise SpecError(f"layer_weights: {weight!r} is not a finite number >= 0")
-            if not any(weight > 0 for weight in self.layer_weights):
+            weights = tuple(
+                check_number(weight, "each of layer_weights", low=0)
+                for weight in self.layer_weights
+            )
+            if not any(weight > 0 for weight in weights):
                 raise SpecError("layer_weights are all zero; at least one must be > 0")
-        if not isinstance(self.token_loss, bool):
-            raise SpecError(f"token_loss must be True or False, got {self.token_loss!r}")
+            store("layer_weights", weights)
+        check_bool(self.token_loss, "token_loss")
         if not self.token_loss and self.rep_weight == 0:
             raise SpecError("token_loss=False with rep_weight=0 leaves nothing to train")
 
@@ -259,10 +253,6 @@ class RepresentationConfig:
             else [float(w) for w in self.layer_weights],
             "token_loss": self.token_loss,
         }
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # --------------------------------------------------------------------------- trainer
@@ -449,7 +439,10 @@ def tune(
             the data came from, which ``evaluate`` uses to score held-out facts only).
         output_dir: the run folder.
         representation: the cosine-loss settings.
-        config: fine-tune settings (default ``FinetuneConfig(merge=True)``).
+        config: fine-tune settings; None: ``FinetuneConfig()``'s defaults, the same as
+            :func:`~steerlab.tuning.finetune`'s (e.g. ``eval_fraction=0``: no validation
+            split). The one setting ``tune`` changes: ``merge`` is forced to True for LoRA
+            runs (logged when the given config had it False).
         progress: show the Trainer's progress bar and log lines.
         resume: continue from the last checkpoint of ``output_dir`` (refused when it was
             made with other representation settings or another vector).
@@ -471,8 +464,11 @@ def tune(
         raise SpecError(f"the vector has no direction at layer {missing[0]}; it has layers {held}")
     vector.check_compatible(model_identity(model))
     find_layers(model, layers_path).resolve(list(representation.layers))
-    config = config or FinetuneConfig(merge=True)
-    if config.method == "lora" and not config.merge:
+    if config is None:
+        config = FinetuneConfig(merge=True)  # every other setting: FinetuneConfig's default
+    elif config.method == "lora" and not config.merge:
+        # A representation-tuned model must run without hooks or peft: always merge.
+        logger.info("tune: merge=True (a LoRA run always ends with a merged checkpoint)")
         config = dataclasses.replace(config, merge=True)
     _check_gradient_path(config, representation)
 
