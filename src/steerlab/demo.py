@@ -1,4 +1,9 @@
-"""``steerlab demo``: the whole core loop on the embedded model, in a few minutes on a CPU."""
+"""``steerlab demo``: the whole core loop on the embedded model, in a few minutes on a CPU.
+
+It uses the library's public functions only, and prints the result objects' own
+``table()`` and ``summary()``; the ``steerlab demo`` command (:mod:`steerlab.cli.demo`) calls
+:func:`run_demo`, and nothing here imports the CLI.
+"""
 
 from __future__ import annotations
 
@@ -90,9 +95,9 @@ def run_demo_finetune_diff(
     the same pairs (deceptive = positive) give the contrastive vector, so both vectors point
     toward "more deceptive".
     """
-    from steerlab.compare import compare
+    from steerlab.extract import compare
     from steerlab.extract.model_diff import answer_examples, model_diff
-    from steerlab.tuning.finetune import FinetuneConfig, finetune
+    from steerlab.tuning import FinetuneConfig, finetune
 
     pairs = builtin_pairs("honesty")
     questions = [p.messages[-1][1] for p in pairs if p.messages]
@@ -132,10 +137,8 @@ def run_demo_sweep(
     console: Console,
 ) -> None:
     """A small alignment/helpfulness sweep: mood on held-out pairs vs general knowledge."""
-    from steerlab.cli import print_fit_summary
-    from steerlab.data.evalsets import load_mmlu
-    from steerlab.evaluate.sweep import sweep
-    from steerlab.evaluate.tasks import ContinuationBehaviorTask, MultipleChoiceTask
+    from steerlab.data import load_mmlu
+    from steerlab.evaluate import ContinuationBehaviorTask, MultipleChoiceTask, sweep
 
     behaviour = ContinuationBehaviorTask(
         "mood",
@@ -169,7 +172,7 @@ def run_demo_sweep(
         coefficients_per_batch=3,
     )
     console.print(result.table())
-    print_fit_summary(result.fit())
+    console.print(_fit_summary(result.fit()), highlight=False)
     console.print(
         f"    wrote {folder}/results.jsonl, fit.json, behavior/helpfulness/tradeoff plots"
     )
@@ -191,10 +194,9 @@ def run_demo_representation(
     honesty suite then compares them with the untuned model and with online steering, on the
     held-out facts, the built-in A/B dilemmas and general text.
     """
-    from steerlab.evaluate.suite import EvalModel, HonestySuite, evaluate
-    from steerlab.tuning.finetune import FinetuneConfig
-    from steerlab.tuning.represent import RepresentationConfig, tune
-    from steerlab.tuning.sources import tuning_chats
+    from steerlab.evaluate import EvalModel, HonestySuite
+    from steerlab.evaluate import evaluate_suite as evaluate
+    from steerlab.tuning import FinetuneConfig, RepresentationConfig, tune, tuning_chats
 
     vector = extract(
         base, tokenizer, builtin_pairs("honesty"), "mean_diff", "all", "mean", progress=True
@@ -289,7 +291,7 @@ def run_demo_representation(
 
 def _logged(loss_log: Path, last: int = 4) -> tuple[dict[str, Any], dict[str, Any]]:
     """The first logged training step, and the mean of the last ``last`` (batches are noisy)."""
-    from steerlab.tuning.finetune import read_loss_log
+    from steerlab.tuning import read_loss_log
 
     rows = [row for row in read_loss_log(loss_log) if "loss" in row]
     if not rows:
@@ -297,3 +299,40 @@ def _logged(loss_log: Path, last: int = 4) -> tuple[dict[str, Any], dict[str, An
     tail = rows[-last:]
     keys = set.intersection(*(set(row) for row in tail))
     return rows[0], {k: sum(float(row[k]) for row in tail) / len(tail) for k in keys}
+
+
+# INTERIM until evaluate's SweepFit.summary() lands.
+def _fit_summary(fit: Any) -> str:
+    """A few lines on the fitted and estimated trade-off parameters."""
+    if hasattr(fit, "summary"):
+        return str(fit.summary())
+    lines = []
+    behavior, helpful = fit.get("behavior") or {}, fit.get("helpfulness") or {}
+    if "error" in behavior:
+        lines.append(f"behaviour fit: {behavior['error']}")
+    elif behavior:
+        lines.append(
+            f"behaviour fit  B(r) = tanh(Δλ·r + artanh B0): Δλ = {behavior['delta_lambda']:.4g}, "
+            f"B0 = {behavior['b0']:.3f}, R² = {behavior['r_squared']:.3f}"
+        )
+    if "error" in helpful:
+        lines.append(f"helpfulness fit: {helpful['error']}")
+    elif helpful:
+        lines.append(
+            f"helpfulness fit P(r) = P0/(P0+(1-P0)·a·(1+k·r²)): a = {helpful['a']:.3g}, "
+            f"λσβ = {helpful['lambda_sigma_beta']:.4g}, R² = {helpful['r_squared']:.3f}"
+        )
+    for name, estimate in (fit.get("empirical_estimates") or {}).items():
+        lines.append(
+            f"empirical {name} = {estimate['value']:.4g} "
+            f"[{estimate['ci_low']:.3g}, {estimate['ci_high']:.3g}] ({estimate['task']})"
+        )
+    window = (fit.get("tradeoff") or {}).get("cost_effective") or {}
+    if window and not window.get("empty", True):
+        lines.append(
+            f"cost-effective range (alignment gain > helpfulness loss): "
+            f"r in ({window['lower']:.3g}, {window['upper']:.3g}), best r = {window['best_r']:.3g}"
+        )
+    elif window:
+        lines.append("cost-effective range: none (helpfulness falls faster than alignment rises)")
+    return "\n".join(lines)

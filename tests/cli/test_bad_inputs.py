@@ -27,9 +27,9 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner, Result
 
 from conftest import make_model
-from steerlab import cli
-from steerlab.cli import EXIT_INTERNAL, app
-from steerlab.cli_tune import _eval_layers
+from steerlab.cli import app
+from steerlab.cli.common import EXIT_INTERNAL, ISSUE_TRACKER
+from steerlab.cli.evaluation import eval_layers
 from steerlab.vector import SteeringVector
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -746,8 +746,8 @@ def test_negative_layer_counts_from_the_end(
     assert result.exit_code == 0, result.output
     assert SteeringVector.load(out).layers == (2,)  # the tiny model has 3 layers
     vector = SteeringVector.load(fixtures / "vec.safetensors")
-    assert _eval_layers("-1", vector, "unused") == (2,)
-    assert _eval_layers("-2--1", vector, "unused") == (1, 2)
+    assert eval_layers("-1", vector, "unused") == (2,)
+    assert eval_layers("-2--1", vector, "unused") == (1, 2)
 
 
 # -- unexpected exceptions (bugs) ---------------------------------------------------------
@@ -788,7 +788,7 @@ def test_internal_error_is_one_line_and_leaves_no_file(
     lines = error_lines(result)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: internal error (BUG) RuntimeError: writer broke at byte 7")
-    assert cli.ISSUE_TRACKER in lines[0]
+    assert ISSUE_TRACKER in lines[0]
     assert "--debug" in lines[0] and "STEERLAB_DEBUG=1" in lines[0]
     assert list(tmp_path.iterdir()) == []  # neither the output nor its temporary file
 

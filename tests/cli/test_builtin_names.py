@@ -8,31 +8,14 @@ line naming the sets that fit, exit code 1, and nothing written.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from cli_helpers import assert_one_line_error as one_line_error
+from cli_helpers import invoke
 
 from conftest import save_tiny_llama
-from steerlab.cli import app
 from steerlab.data import BUILTIN_SETS, builtin_names
-
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-PROGRESS = re.compile(r"^Loading weights: +\d+%\|")
-
-
-def invoke(args: list[str]) -> Result:
-    return CliRunner().invoke(app, args)
-
-
-def one_line_error(result: Result) -> str:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = [ANSI.sub("", line) for line in result.stderr.strip().splitlines()]
-    lines = [line for line in lines if line.strip() and not PROGRESS.search(line)]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,108 @@
+"""``steerlab generate``: continuations at several steering coefficients, batched in one run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from steerlab.cli.common import (
+    DeviceOpt,
+    DtypeOpt,
+    LayersPathOpt,
+    ModelOpt,
+    check_count,
+    check_number,
+    check_vector_fits,
+    console,
+    friendly_errors,
+    parse_coefficients,
+)
+from steerlab.errors import SpecError
+
+
+@friendly_errors
+def generate(
+    prompts: Annotated[list[str], typer.Argument(help="One or more prompts.")],
+    model: ModelOpt = "default",
+    vector: Annotated[
+        Path | None, typer.Option("--vector", "-v", help="Steering vector file.")
+    ] = None,
+    layers: Annotated[
+        str | None, typer.Option(help="Layers to steer (default: all the vector has).")
+    ] = None,
+    coefficients: Annotated[
+        str, typer.Option(help="Comma list (-6,0,6) or start:stop:count (-8:8:17).")
+    ] = "0",
+    operator: Annotated[str, typer.Option(help="add, ablate or clamp.")] = "add",
+    normalize: Annotated[bool, typer.Option(help="Unit direction per layer.")] = False,
+    scale_by_norm: Annotated[
+        bool, typer.Option(help="Coefficient as a fraction of the layer's activation norm.")
+    ] = False,
+    positions: Annotated[str, typer.Option(help="all, prompt or generated.")] = "all",
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 48,
+    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+    raw: Annotated[bool, typer.Option(help="Do not apply the chat template.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = None,
+    layers_path: LayersPathOpt = None,
+) -> None:
+    """Generate continuations at several steering coefficients, batched in one run."""
+    from steerlab.generate import generate as run_generate
+    from steerlab.models import load_model
+    from steerlab.steer import SteerSpec
+    from steerlab.vector import SteeringVector
+
+    values = parse_coefficients(coefficients)
+    # The spec checks the operator and positions: bad ones fail before the model loads.
+    spec = SteerSpec(operator=operator, positions=positions)  # type: ignore[arg-type]
+    check_count(max_new_tokens, "--max-new-tokens")
+    check_number(temperature, "--temperature")
+    if vector is None and layers is not None:
+        raise SpecError(f"--layers {layers} steers nothing without a --vector")
+    steering = SteeringVector.load(vector) if vector is not None else None
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    if steering is not None:
+        check_vector_fits(steering, vector, loaded)  # type: ignore[arg-type]
+    results = run_generate(
+        loaded,
+        tokenizer,
+        prompts,
+        steering,
+        values,
+        layers=layers,
+        operator=spec.operator,
+        normalize=normalize,
+        scale_by_norm=scale_by_norm,
+        positions=spec.positions,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        system=system,
+        chat=not raw,
+        layers_path=layers_path,
+        progress=True,
+    )
+    if as_json:
+        for item in results:
+            row = {"prompt": item.prompt, "coefficient": item.coefficient, "text": item.text}
+            typer.echo(json.dumps(row))
+        return
+    console.print(generations_table(results))
+
+
+def generations_table(results: list[Any]) -> Table:
+    """Generations as a table, one row per prompt and coefficient."""
+    table = Table(show_lines=True)
+    table.add_column("prompt", max_width=28)
+    table.add_column("coef", justify="right")
+    table.add_column("generation")
+    for item in results:
+        table.add_row(item.prompt, f"{item.coefficient:+g}", item.text)
+    return table
