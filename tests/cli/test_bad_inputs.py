@@ -587,6 +587,22 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
         ("layer 9",),
     ),
     (
+        "finetune-train-layers-and-target-modules",
+        f"finetune {M} --data {{d}}/chats.jsonl --train-layers 1 --target-modules q_proj "
+        "-o {o}/ft",
+        ("--train-layers", "--target-modules"),
+    ),
+    (
+        "finetune-train-layer-out-of-range",
+        f"finetune {M} --data {{d}}/chats.jsonl --train-layers 9 --max-steps 1 -o {{o}}/ft",
+        ("layer 9",),
+    ),
+    (
+        "finetune-layers-and-train-layers",
+        f"finetune {M} --data {{d}}/chats.jsonl --layers 1 --train-layers 1 -o {{o}}/ft",
+        ("--layers", "--train-layers"),
+    ),
+    (
         "finetune-output-under-a-file",
         f"finetune {M} --data {{d}}/chats.jsonl --max-steps 1 -o {{d}}/afile/ft",
         ("afile",),
@@ -615,6 +631,17 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
         ("1,2,3",),
     ),
     ("tune-layer-out-of-range", f"tune {M} {VEC} --layers 3 -o {{o}}/rt", ("layer 3",)),
+    ("tune-rep-layer-out-of-range", f"tune {M} {VEC} --rep-layers 3 -o {{o}}/rt", ("layer 3",)),
+    (
+        "tune-layers-and-rep-layers",
+        f"tune {M} {VEC} --layers 1 --rep-layers 1 -o {{o}}/rt",
+        ("--layers", "--rep-layers"),
+    ),
+    (
+        "tune-train-layers-and-target-modules",
+        f"tune {M} {VEC} --train-layers 1 --target-modules q_proj -o {{o}}/rt",
+        ("--train-layers", "--target-modules"),
+    ),
     ("tune-negative-rep-weight", f"tune {M} {VEC} --rep-weight -1 -o {{o}}/rt", ("--rep-weight",)),
     (
         "tune-bad-templates",

@@ -6,13 +6,22 @@ training options both commands share, and the deprecated spellings.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+import typer
 from cli_helpers import assert_one_line_error, invoke, tune_args, tune_setup
 from transformers import AutoModelForCausalLM
+
+from steerlab.cli import app
+from steerlab.cli.common import TrainingOptions
+from steerlab.tuning import FinetuneConfig
+
+CHAT = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello there."}]
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +85,94 @@ def test_tune_errors_are_one_line(setup: dict[str, Path], tmp_path: Path) -> Non
     args[args.index(str(setup["facts"]))] = str(bad)
     assert "bad.csv:2" in assert_one_line_error(invoke(args))
     assert not (out / "merged").exists()
+
+
+# -- one set of training options, one meaning per flag ---------------------------------------
+
+
+def _params(command: str) -> dict[str, Any]:
+    """The click parameters of ``steerlab COMMAND`` by name (typer may vendor its own click)."""
+    group: Any = typer.main.get_command(app)
+    return {param.name: param for param in group.commands[command].params if param.name}
+
+
+def test_finetune_and_tune_share_the_training_options() -> None:
+    finetune, tune = _params("finetune"), _params("tune")
+    for field in dataclasses.fields(TrainingOptions):
+        a, b = finetune[field.name], tune[field.name]
+        assert (a.opts, a.secondary_opts, a.default) == (b.opts, b.secondary_opts, b.default)
+        assert getattr(a, "help", None) == getattr(b, "help", None)
+        assert a.default == field.default
+    assert finetune["train_layers"].opts == ["--train-layers"]
+    assert tune["rep_layers"].opts == ["--rep-layers"]
+    assert "rep_layers" not in finetune
+
+
+def test_training_defaults_are_finetune_configs() -> None:
+    config = TrainingOptions().finetune_config(merge=False)
+    assert config == FinetuneConfig()
+    assert TrainingOptions().eval_fraction == FinetuneConfig().eval_fraction
+
+
+def test_training_options_build_the_config() -> None:
+    options = TrainingOptions(
+        rank=4, lr=1e-3, gradient_accumulation=2, eval_fraction=0.2, early_stopping=3
+    )
+    config = options.finetune_config(merge=True, full_finetune_layers=(1, 2))
+    assert (config.rank, config.learning_rate, config.gradient_accumulation) == (4, 1e-3, 2)
+    assert (config.eval_fraction, config.early_stopping_patience) == (0.2, 3)
+    assert config.merge and config.full_finetune_layers == (1, 2)
+
+
+@pytest.mark.parametrize("command", ["finetune", "tune"])
+def test_deprecated_layers_flag_is_hidden(command: str) -> None:
+    assert _params(command)["layers"].hidden
+    result = invoke([command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--train-layers" in result.stdout
+    assert " --layers " not in result.stdout
+
+
+def test_tune_layers_as_in_the_readme_means_rep_layers(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    args = tune_args(setup, tmp_path / "old", "--max-steps", "1")
+    args[args.index("--rep-layers")] = "--layers"
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    assert "note: 'tune --layers' is deprecated; use --rep-layers" in result.stdout
+    record = json.loads((tmp_path / "old" / "steerlab_finetune.json").read_text())
+    assert record["representation"]["layers"] == [1, 2]
+    assert not record["trained_layers"]  # LoRA: --layers never meant layers to train here
+
+
+def test_finetune_layers_means_train_layers(setup: dict[str, Path], tmp_path: Path) -> None:
+    chats = tmp_path / "chats.json"
+    chats.write_text(json.dumps([CHAT] * 4), encoding="utf-8")
+    base = ["finetune", "-m", str(setup["base"]), "-d", str(chats), "--max-steps", "1"]
+    old = invoke([*base, "--layers", "1-2", "-o", str(tmp_path / "old")])
+    assert old.exit_code == 0, old.output
+    assert "note: 'finetune --layers' is deprecated; use --train-layers" in old.stdout
+    new = invoke([*base, "--train-layers", "1-2", "-o", str(tmp_path / "new")])
+    assert new.exit_code == 0, new.output
+    assert "deprecated" not in new.stdout
+    for run in ("old", "new"):
+        record = json.loads((tmp_path / run / "steerlab_finetune.json").read_text())
+        assert record["trained_layers"] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("command", "new"), [("finetune", "--train-layers"), ("tune", "--rep-layers")]
+)
+def test_old_and_new_spelling_together_is_one_line(
+    setup: dict[str, Path], tmp_path: Path, command: str, new: str
+) -> None:
+    out = tmp_path / "run"
+    if command == "tune":
+        args = tune_args(setup, out, "--layers", "1")
+    else:
+        args = ["finetune", "-m", str(setup["base"]), "-d", "x.json", "-o", str(out)]
+        args += [new, "1", "--layers", "1"]
+    line = assert_one_line_error(invoke(args), "--layers", new, "deprecated")
+    assert "give" in line
+    assert not out.exists()
