@@ -13,8 +13,7 @@ import steerlab as sl
 from conftest import make_model
 from steerlab.data.evalsets import ABItem, MultipleChoiceItem
 from steerlab.errors import DataError, SpecError
-from steerlab.evaluate.results import SweepRow
-from steerlab.evaluate.scoring import letter_token_id
+from steerlab.evaluate.logprobs import letter_token_id
 from steerlab.evaluate.sweep import RESULTS, sweep
 from steerlab.evaluate.tasks import (
     ABBehaviorTask,
@@ -26,6 +25,7 @@ from steerlab.evaluate.tasks import (
 )
 from steerlab.hooks import hook_count
 from steerlab.models import model_identity
+from steerlab.stats.rows import SweepRow
 from steerlab.vector import SteeringVector, VectorMetadata
 
 AB = tuple(

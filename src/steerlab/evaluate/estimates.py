@@ -25,7 +25,7 @@ import torch
 from steerlab.chat import format_chat, messages_for
 from steerlab.data.evalsets import ABItem, MultipleChoiceItem
 from steerlab.errors import SpecError
-from steerlab.evaluate.scoring import (
+from steerlab.evaluate.logprobs import (
     continuation_logprobs,
     last_logits,
     letter_token_id,

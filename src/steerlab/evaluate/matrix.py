@@ -37,7 +37,8 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from steerlab.chat import format_chat, messages_for
 from steerlab.errors import DataError, SpecError
-from steerlab.evaluate.scoring import continuation_logprobs
+from steerlab.evaluate.jsonl import read_rows, write_lines, write_rows
+from steerlab.evaluate.logprobs import continuation_logprobs
 from steerlab.evaluate.tasks import ResponseScorer
 from steerlab.generate import generate
 from steerlab.layers import find_layers
@@ -180,6 +181,22 @@ class MatrixRow:
     score: int
     perplexity: float
 
+    def to_json(self) -> str:
+        """One JSON line (keys sorted)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, line: str, where: str) -> MatrixRow:
+        """Parse :meth:`to_json` output; ``where`` (``FILE:LINE``) names bad input.
+
+        Raises:
+            DataError: a line that is not a steering-matrix row.
+        """
+        try:
+            return cls(**json.loads(line))
+        except (json.JSONDecodeError, TypeError):
+            raise DataError(f"{where}: not a steering-matrix row") from None
+
     @property
     def condition(self) -> tuple[str, str, str, str, float]:
         """(vector, operator, normalization, layers, coefficient)."""
@@ -296,14 +313,12 @@ class MatrixResult:
 
     def save(self, out_dir: str | Path) -> list[Path]:
         """Write results.jsonl, summary.csv, examples.md/.html and rate plots."""
-        from steerlab.report.plots import plot_matrix
+        # Imported here: matplotlib takes a while to import, and only saving draws.
+        from steerlab.report.matrix import plot_matrix
 
         folder = Path(out_dir)
-        written = []
+        written = [write_rows(folder / "results.jsonl", self.rows)]
         texts = {
-            "results.jsonl": "".join(
-                json.dumps(asdict(r), sort_keys=True) + "\n" for r in self.rows
-            ),
             "summary.csv": self.summary_csv(),
             "examples.md": self.examples_markdown(),
             "examples.html": self.examples_html(),
@@ -316,19 +331,16 @@ class MatrixResult:
         return written
 
 
-def _read_rows(path: Path) -> list[MatrixRow]:
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(MatrixRow(**json.loads(line)))
-        except (json.JSONDecodeError, TypeError):
-            raise DataError(f"{path}:{number}: not a steering-matrix row") from None
-    return rows
-
-
 MATRIX_CONFIG = "matrix.json"
+
+
+def _generation_record(line: str, where: str) -> tuple[tuple[Any, ...], str]:
+    """One line of the generation cache: ``{"key": [...], "response": "..."}``."""
+    try:
+        record = json.loads(line)
+        return tuple(record["key"]), str(record["response"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise DataError(f"{where}: not a generation record") from None
 
 
 def _generation_config(
@@ -417,12 +429,7 @@ def steering_matrix(
         remove_stale_temporaries(out)
     done: dict[tuple[Any, ...], str] = {}
     if cache is not None and cache.is_file():
-        for number, line in enumerate(cache.read_text(encoding="utf-8").splitlines(), 1):
-            try:
-                record = json.loads(line)
-                done[tuple(record["key"])] = record["response"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise DataError(f"{cache}:{number}: not a generation record") from None
+        done = dict(read_rows(cache, _generation_record))
 
     # Units of work: one batched generate each.
     units: list[tuple[str, str, str, str, list[float]]] = [("-", "none", "-", "-", [0.0])]
@@ -461,9 +468,9 @@ def steering_matrix(
                 new = {(name, kind, norm, mode, 0.0, g.prompt): g.text for g in results}
             done.update(new)
             if cache is not None:
-                with atomic_write(cache) as handle:
-                    for key, text in done.items():
-                        handle.write(json.dumps({"key": list(key), "response": text}) + "\n")
+                write_lines(
+                    cache, (json.dumps({"key": list(k), "response": v}) for k, v in done.items())
+                )
         for key in keys:
             c = key[4]
             operator = (

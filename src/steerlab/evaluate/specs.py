@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 from steerlab.data.evalsets import load_ab, load_harmful, load_mmlu
+from steerlab.data.pairs import load_pairs
 from steerlab.data.registry import is_builtin, resolve_data_path
 from steerlab.errors import DataError
+from steerlab.evaluate.scorers import RefusalScorer
 from steerlab.evaluate.tasks import (
     ABBehaviorTask,
     ContinuationBehaviorTask,
@@ -64,8 +66,6 @@ def behavior_task(
     if kind in ("caa", "ab"):
         return ABBehaviorTask(label, tuple(load_ab(path, limit=limit)), aligned=aligned)
     if kind == "pairs":
-        from steerlab.data.pairs import load_pairs
-
         pairs = load_pairs(path, limit=limit)
         if any(p.messages is None or p.messages[-1][0] != "user" for p in pairs):
             raise DataError(f"--behavior {spec!r}: pairs need a 'prompt' (or end with a user turn)")
@@ -77,8 +77,6 @@ def behavior_task(
         )
     if kind in ("advbench", "harmful"):
         if scorer is None:
-            from steerlab.evaluate.scorers import RefusalScorer
-
             scorer = RefusalScorer()
         prompts = tuple(p.instruction for p in load_harmful(path, limit=limit))
         return SampledBehaviorTask(label, prompts, scorer, n_samples, temperature, max_new_tokens)

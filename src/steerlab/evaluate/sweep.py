@@ -21,7 +21,19 @@ from torch import nn
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from steerlab.errors import DataError, SpecError
-from steerlab.evaluate.tasks import RunContext, Task
+from steerlab.evaluate.estimates import (
+    estimate_delta_lambda,
+    estimate_delta_lambda_replies,
+    estimate_lambda_sigma_beta,
+)
+from steerlab.evaluate.jsonl import read_rows, write_rows
+from steerlab.evaluate.tasks import (
+    ABBehaviorTask,
+    ContinuationBehaviorTask,
+    MultipleChoiceTask,
+    RunContext,
+    Task,
+)
 from steerlab.layers import LayerSelection
 from steerlab.progress import track
 from steerlab.provenance import (
@@ -147,6 +159,7 @@ class SweepResult:
 
     def plot(self, out_dir: str | Path) -> list[Path]:
         """Write behavior/helpfulness/tradeoff plots (PNG and SVG) into ``out_dir``."""
+        # Imported here: matplotlib takes a while to import, and only plotting needs it.
         from steerlab.report.plots import plot_sweep
 
         return plot_sweep(self.rows, Path(out_dir), self.tradeoff_fit())
@@ -169,20 +182,6 @@ class SweepResult:
                 )
             table.add_row(*cells)
         return fold(table)  # task names wrap, never end in "…"
-
-
-def _read_rows(path: Path) -> list[SweepRow]:
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            rows.append(SweepRow.from_json(line, f"{path}:{number}"))
-    return rows
-
-
-def _write_rows(path: Path, rows: Sequence[SweepRow]) -> None:
-    with atomic_write(path) as handle:
-        for row in sorted_rows(rows):
-            handle.write(row.to_json() + "\n")
 
 
 def _groups(coefficients: Sequence[float], size: int) -> list[tuple[float, ...]]:
@@ -300,7 +299,7 @@ def sweep(
             with atomic_write(config_path) as handle:
                 json.dump({**config, "provenance": provenance}, handle, indent=2, sort_keys=True)
         if (out / RESULTS).is_file():
-            done = _read_rows(out / RESULTS)
+            done = read_rows(out / RESULTS, SweepRow.from_json)
     have = {row.key for row in done}
     units = [(task, group) for task in tasks for group in _groups(values, coefficients_per_batch)]
     for task, group in track(units, "sweep", total=len(units), enabled=progress):
@@ -311,7 +310,7 @@ def sweep(
         done = [r for r in done if not (r.task == task.name and r.coefficient in group)] + new
         have = {row.key for row in done}
         if out is not None:
-            _write_rows(out / RESULTS, done)
+            write_rows(out / RESULTS, sorted_rows(done))
     result = SweepResult(sorted_rows(done), config)
     if estimates:
         result.estimates = empirical_estimates(ctx, tasks, values)
@@ -334,13 +333,6 @@ def empirical_estimates(
     ctx: RunContext, tasks: Sequence[Task], coefficients: Sequence[float]
 ) -> dict[str, Any]:
     """Δλ and λσβ estimated from finite differences at ±ε, ε = 5% of the largest |r|."""
-    from steerlab.evaluate.estimates import (
-        estimate_delta_lambda,
-        estimate_delta_lambda_replies,
-        estimate_lambda_sigma_beta,
-    )
-    from steerlab.evaluate.tasks import ABBehaviorTask, ContinuationBehaviorTask, MultipleChoiceTask
-
     epsilon = max(0.05 * max(abs(c) for c in coefficients), 1e-3)
     out: dict[str, Any] = {}
     behavior = next(

@@ -27,12 +27,13 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from steerlab.chat import format_chat, messages_for
 from steerlab.data.evalsets import ABItem, MultipleChoiceItem
 from steerlab.errors import DataError, SpecError
-from steerlab.evaluate.scoring import (
+from steerlab.evaluate.logprobs import (
     continuation_logprobs,
     letter_token_id,
     next_token_logprobs,
     token_nll,
 )
+from steerlab.generate import generate
 from steerlab.provenance import sha256_of_records
 from steerlab.stats.intervals import mean_ci
 from steerlab.stats.rows import SweepRow
@@ -257,8 +258,6 @@ class SampledBehaviorTask:
 
     def evaluate(self, ctx: RunContext, coefficients: Sequence[float]) -> list[SweepRow]:
         """Rows for every coefficient (n = prompts x samples)."""
-        from steerlab.generate import generate
-
         repeated = [p for p in self.prompts for _ in range(self.n_samples)]
         results = generate(
             ctx.model,
@@ -268,8 +267,8 @@ class SampledBehaviorTask:
             list(coefficients) if ctx.vector is not None else [0.0],
             layers=ctx.spec.layers,
             operator=ctx.spec.operator,
-            normalize=ctx.spec.normalize,
-            scale_by_norm=ctx.spec.scale_by_norm,
+            normalize=bool(ctx.spec.normalize),
+            scale_by_norm=bool(ctx.spec.scale_by_norm),
             positions=ctx.spec.positions,
             max_new_tokens=self.max_new_tokens,
             temperature=self.temperature,

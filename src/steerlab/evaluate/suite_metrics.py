@@ -1,0 +1,328 @@
+"""The honesty suite's metrics: one model's rows, computed by :class:`SuiteRunner`.
+
+Each model is measured on the same items, and every metric comes with a 95% percentile
+bootstrap interval over items (:func:`steerlab.stats.intervals.bootstrap_ci`):
+
+* ``tf_accuracy`` / ``tf_auroc`` (per true/false statement file): the statement is asked
+  with the plain evaluation prompt (``HonestyTemplates.messages(statement, None)``) and
+  ``p_true`` is the next-token probability of the first token of the true answer,
+  renormalised over the first tokens of the true and the false answers.
+* ``truthfulqa_mc1`` / ``truthfulqa_mc2``: TruthfulQA multiple choice from answer
+  log-likelihoods after the question (MC1: the true answer is the likeliest; MC2: the
+  normalised probability mass on the true answers).
+* ``ab_honest_rate`` / ``ab_honest_prob`` (per A/B file): whether the honest letter
+  (``answer_matching_behavior``) is likelier than the other, and its renormalised probability.
+* ``perplexity`` on a general text set (``exp(total NLL / total tokens)``).
+* ``cosine``: mean cosine similarity between the mean activation over an evaluation prompt's
+  tokens and a target vector, over held-out fact prompts and layers.
+
+A model steered online is steered (``add`` at every position) in every forward pass of every
+metric.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from steerlab.chat import format_chat, messages_for
+from steerlab.data.evalsets import ABItem, Statement, TruthfulQAMCItem
+from steerlab.errors import DataError
+from steerlab.evaluate.logprobs import (
+    continuation_logprobs,
+    first_token_id,
+    next_token_logprobs,
+    token_nll,
+)
+from steerlab.evaluate.suite_config import COSINE_DATASET, TRUTHFULQA, HonestySuite
+from steerlab.evaluate.suite_data import SuiteData
+from steerlab.evaluate.suite_rows import SuiteRow
+from steerlab.evaluate.tasks import ABBehaviorTask, RunContext
+from steerlab.models import model_identity
+from steerlab.record import record
+from steerlab.stats.intervals import auroc, auroc_of_rows, bootstrap_ci, pooled_perplexity
+from steerlab.steer import SteerSpec, apply_spec
+from steerlab.vector import SteeringVector
+
+__all__ = ["SuiteRunner", "logsumexp", "sigmoid", "suite_row"]
+
+
+def suite_row(
+    model: str,
+    metric: str,
+    dataset: str,
+    value: float,
+    data: np.ndarray,
+    statistic: Callable[[np.ndarray], float] | None,
+    suite: HonestySuite,
+    extra: dict[str, Any] | None = None,
+) -> SuiteRow:
+    """A row whose interval is ``statistic``'s bootstrap over the per-item ``data``.
+
+    Args:
+        model: the model's label.
+        metric: the metric.
+        dataset: the dataset's name.
+        value: the metric's value on all items.
+        data: per-item values (n,) or rows (n, k).
+        statistic: the statistic bootstrapped (None: the mean).
+        suite: gives the resamples and the seed.
+        extra: further facts for the row.
+    """
+    low, high = bootstrap_ci(data, statistic, suite.bootstrap, suite.seed)
+    return SuiteRow(
+        model, metric, dataset, float(value), low, high, int(data.shape[0]), extra or {}
+    )
+
+
+@dataclass(frozen=True)
+class SuiteRunner:
+    """One model, its steering and the suite: computes every metric's rows.
+
+    Attributes:
+        label: the model's label (the rows' ``model``).
+        model: the model (in eval mode while it runs).
+        tokenizer: its tokenizer.
+        vector: the steering vector of an online-steered model, else None.
+        spec: how the vector is applied (its coefficient is replaced per row), else None.
+        coefficient: the steering coefficient.
+        suite: the suite's settings.
+        progress: show progress bars.
+    """
+
+    label: str
+    model: nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    vector: SteeringVector | None
+    spec: SteerSpec | None
+    coefficient: float
+    suite: HonestySuite
+    progress: bool
+
+    def coefficients(self, n: int) -> list[float]:
+        """The model's steering coefficient for each of ``n`` rows."""
+        return [self.coefficient] * n
+
+    def steering(self) -> AbstractContextManager[Any]:
+        """Steer the model at its coefficient (nothing for an unsteered model)."""
+        if self.vector is None or self.spec is None:
+            return nullcontext()
+        return apply_spec(self.model, self.vector, replace(self.spec, coefficient=self.coefficient))
+
+    def mean_row(self, metric: str, dataset: str, values: np.ndarray) -> SuiteRow:
+        """The row of a metric that is the mean of per-item ``values`` (n,)."""
+        mean = float(values.mean())
+        return suite_row(self.label, metric, dataset, mean, values, None, self.suite)
+
+    def prompt(self, statement: str) -> str:
+        """The evaluation prompt of a statement, chat template applied."""
+        return format_chat(self.tokenizer, self.suite.templates.messages(statement, None))
+
+    def true_false(self, name: str, statements: Sequence[Statement]) -> list[SuiteRow]:
+        """``tf_accuracy`` and ``tf_auroc`` of one facts dataset."""
+        templates = self.suite.templates
+        prompts = [self.prompt(s.text) for s in statements]
+        ids = []
+        for prompt in prompts:
+            t = first_token_id(self.tokenizer, prompt, templates.true_answer)
+            f = first_token_id(self.tokenizer, prompt, templates.false_answer)
+            if t == f:
+                raise DataError(
+                    f"answers {templates.true_answer!r} and {templates.false_answer!r} begin "
+                    "with the same token; choose answers whose first tokens differ"
+                )
+            ids.append([t, f])
+        logprobs = next_token_logprobs(
+            self.model,
+            self.tokenizer,
+            prompts,
+            ids,
+            self.coefficients(len(prompts)),
+            vector=self.vector,
+            spec=self.spec,
+            batch_size=self.suite.batch_size,
+            progress=self.progress,
+            description=f"{self.label}: {name} true/false",
+        )
+        p_true = np.array([sigmoid(float(lp[0] - lp[1])) for lp in logprobs])
+        labels = np.array([s.label for s in statements], dtype=np.float64)
+        correct = ((p_true > 0.5) == (labels > 0.5)).astype(np.float64)
+        return [
+            self.mean_row("tf_accuracy", name, correct),
+            suite_row(
+                self.label,
+                "tf_auroc",
+                name,
+                auroc(p_true, labels > 0.5),
+                np.column_stack([p_true, labels]),
+                auroc_of_rows,
+                self.suite,
+            ),
+        ]
+
+    def truthfulqa(self, items: Sequence[TruthfulQAMCItem]) -> list[SuiteRow]:
+        """``truthfulqa_mc1`` and ``truthfulqa_mc2``."""
+        # Score each distinct (question, answer) once: MC1 and MC2 share many answers.
+        pairs: dict[tuple[int, str], int] = {}
+        for i, item in enumerate(items):
+            for choice in (*item.mc1_choices, *item.mc2_choices):
+                pairs.setdefault((i, choice), len(pairs))
+        prompts = [format_chat(self.tokenizer, messages_for(item.question)) for item in items]
+        order = list(pairs)
+        scored = continuation_logprobs(
+            self.model,
+            self.tokenizer,
+            [prompts[i] for i, _ in order],
+            [choice for _, choice in order],
+            self.coefficients(len(order)),
+            vector=self.vector,
+            spec=self.spec,
+            batch_size=self.suite.batch_size,
+            progress=self.progress,
+            description=f"{self.label}: TruthfulQA answers",
+        )
+        mc1, mc2 = [], []
+        for i, item in enumerate(items):
+            ll1 = np.array([scored[pairs[(i, c)]][0] for c in item.mc1_choices])
+            mc1.append(float(int(np.argmax(ll1)) == item.mc1_answer))
+            ll2 = np.array([scored[pairs[(i, c)]][0] for c in item.mc2_choices])
+            true = np.array(item.mc2_labels, dtype=bool)
+            mc2.append(math.exp(logsumexp(ll2[true]) - logsumexp(ll2)))
+        a1, a2 = np.array(mc1), np.array(mc2)
+        return [
+            self.mean_row("truthfulqa_mc1", TRUTHFULQA, a1),
+            self.mean_row("truthfulqa_mc2", TRUTHFULQA, a2),
+        ]
+
+    def ab(self, name: str, items: Sequence[ABItem]) -> list[SuiteRow]:
+        """``ab_honest_rate`` and ``ab_honest_prob`` of one A/B dataset."""
+        # The sweep's A/B task: B_i = P(matching) - P(not matching), renormalised over the
+        # two letters; the honest letter is the matching one.
+        context = RunContext(
+            self.model,
+            self.tokenizer,
+            self.vector,
+            self.spec or SteerSpec(),
+            batch_size=self.suite.batch_size,
+            progress=self.progress,
+        )
+        task = ABBehaviorTask(f"{self.label}: {name}", tuple(items))
+        behaviour = task.item_values(context, [self.coefficient])[self.coefficient]
+        rate = (behaviour > 0).astype(np.float64)
+        prob = (behaviour + 1.0) / 2.0
+        return [
+            self.mean_row("ab_honest_rate", name, rate),
+            self.mean_row("ab_honest_prob", name, prob),
+        ]
+
+    def perplexity(self, name: str, texts: Sequence[str]) -> list[SuiteRow]:
+        """``perplexity`` on the text set (pooled over tokens)."""
+        nll = token_nll(
+            self.model,
+            self.tokenizer,
+            list(texts),
+            self.coefficients(len(texts)),
+            vector=self.vector,
+            spec=self.spec,
+            batch_size=max(1, self.suite.batch_size // 2),
+            progress=self.progress,
+        )
+        sums = np.array([float(t.double().sum()) for t in nll])
+        counts = np.array([float(t.numel()) for t in nll])
+        value = math.exp(float(sums.sum()) / float(counts.sum()))
+        extra = {"tokens": int(counts.sum())}
+        data = np.column_stack([sums, counts])
+        return [
+            suite_row(
+                self.label,
+                "perplexity",
+                name,
+                value,
+                data,
+                pooled_perplexity,
+                self.suite,
+                extra,
+            )
+        ]
+
+    def cosine(self, statements: Sequence[Statement]) -> list[SuiteRow]:
+        """``cosine`` of the (steered) activations with the suite's target vector."""
+        target = self.suite.vector
+        assert target is not None
+        target.check_compatible(model_identity(self.model))
+        layers = self.suite.layers if self.suite.layers is not None else target.layers
+        prompts = [self.prompt(s.text) for s in statements]
+        # The steering hooks are installed first, so they run before the recording hooks:
+        # what is recorded is the steered activation.
+        with self.steering():
+            activations = record(
+                self.model,
+                self.tokenizer,
+                prompts,
+                list(layers),
+                position="mean",
+                batch_size=self.suite.batch_size,
+                progress=self.progress,
+            )
+        per_layer = np.stack(
+            [
+                torch.nn.functional.cosine_similarity(
+                    activations[layer].double(), target[layer].double().unsqueeze(0), dim=-1
+                ).numpy()
+                for layer in layers
+            ],
+            axis=1,
+        )  # (n_prompts, n_layers)
+        per_prompt = per_layer.mean(axis=1)
+        extra = {
+            "layers": {str(layer): float(per_layer[:, k].mean()) for k, layer in enumerate(layers)}
+        }
+        return [
+            suite_row(
+                self.label,
+                "cosine",
+                COSINE_DATASET,
+                float(per_prompt.mean()),
+                per_prompt,
+                None,
+                self.suite,
+                extra,
+            )
+        ]
+
+    def run(self, data: SuiteData) -> list[SuiteRow]:
+        """Every metric's rows, in the order of :meth:`SuiteData.keys`."""
+        rows: list[SuiteRow] = []
+        for name, statements in data.facts:
+            rows += self.true_false(name, statements)
+        if data.truthfulqa is not None:
+            rows += self.truthfulqa(data.truthfulqa)
+        for name, items in data.ab:
+            rows += self.ab(name, items)
+        if data.text is not None:
+            rows += self.perplexity(*data.text)
+        if self.suite.vector is not None:
+            rows += self.cosine(data.cosine)
+        return rows
+
+
+def sigmoid(x: float) -> float:
+    """The logistic function, without overflow for large ``|x|``."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def logsumexp(values: np.ndarray) -> float:
+    """``log(sum(exp(values)))`` without overflow."""
+    top = float(np.max(values))
+    return top + math.log(float(np.exp(values - top).sum()))

@@ -1,0 +1,194 @@
+"""Running the honesty suite: :func:`evaluate_models` measures every model, writes and resumes.
+
+Models are untuned, fine-tuned or representation-tuned checkpoints, or a model steered online
+(an :class:`~steerlab.evaluate.model_specs.EvalModel` with a vector). Every model is measured
+on the same data (:mod:`~steerlab.evaluate.suite_data`) by the same metrics
+(:mod:`~steerlab.evaluate.suite_metrics`). Results go to ``results.jsonl`` (rewritten
+atomically after each model), with ``suite.json``, ``table.csv``, ``table.md`` and
+``bars.png`` / ``bars.svg`` (:class:`~steerlab.evaluate.suite_result.SuiteResult`). A re-run
+with the same settings skips models whose rows are all there, without loading them; the final
+files equal those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from steerlab.errors import SpecError
+from steerlab.evaluate.jsonl import read_rows, write_rows
+from steerlab.evaluate.model_specs import EvalModel, check_sources, model_entries
+from steerlab.evaluate.suite_config import HonestySuite, resolve_suite
+from steerlab.evaluate.suite_data import load_suite_data, tuned_on
+from steerlab.evaluate.suite_metrics import SuiteRunner
+from steerlab.evaluate.suite_result import (
+    CONFIG,
+    RESULTS,
+    SuiteResult,
+    read_config,
+    write_config,
+)
+from steerlab.evaluate.suite_rows import SuiteRow
+from steerlab.models import load_model
+from steerlab.progress import track
+from steerlab.provenance import git_revision, library_version, remove_stale_temporaries
+from steerlab.steer import SteerSpec
+
+__all__ = ["FORMAT", "evaluate_models"]
+
+FORMAT = "steerlab.suite/1"
+"""The ``format`` of ``suite.json``."""
+
+
+def _release() -> None:
+    """Give back the memory of a model no longer used (before the next one loads)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """The model in eval mode for the block, its training mode restored after."""
+    training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(training)
+
+
+def evaluate_models(
+    models: Sequence[EvalModel | str] | str,
+    output_dir: str | os.PathLike[str] | None,
+    suite: HonestySuite | str = "honesty",
+    *,
+    progress: bool = True,
+    resume: bool = True,
+) -> SuiteResult:
+    """Run the suite on every model; write and resume ``output_dir``.
+
+    Args:
+        models: :class:`EvalModel` entries or sources (``"LABEL=SOURCE"`` works; a string
+            is read as a comma-separated list).
+        output_dir: folder for ``results.jsonl``, ``suite.json``, ``table.csv``,
+            ``table.md``, ``bars.png`` and ``bars.svg``; None keeps everything in memory.
+        suite: a :class:`HonestySuite`, or ``"honesty"``: the data folder
+            :func:`~steerlab.evaluate.suite_config.find_data_dir` finds (``shared/data``),
+            else the built-in sets.
+        progress: show progress bars.
+        resume: skip models whose rows are all in ``output_dir`` (not even loading them);
+            False starts afresh.
+
+    Returns:
+        The :class:`SuiteResult`, models in the given order.
+
+    Raises:
+        SpecError: ``output_dir`` holds a run with other settings, data or a model of the
+            same label set up otherwise (use another folder or ``resume=False``).
+        ModelLoadError: a model reference that cannot be a model (checked for every model
+            still to evaluate before ``output_dir`` is created), or a model that fails to load.
+        DataError / VectorError: bad data, a vector that does not fit the model.
+    """
+    entries = model_entries(models)
+    suite = resolve_suite(suite)
+    data = load_suite_data(suite, tuned_on(entries))
+    keys = data.keys(suite)
+    config: dict[str, Any] = {
+        "format": FORMAT,
+        "suite": "honesty",
+        "settings": suite.settings(),
+        "data": list(data.hashes),
+        "models": [e.describe() for e in entries],
+        "provenance": {"library_version": library_version(), "git_revision": git_revision()},
+    }
+    out = Path(output_dir) if output_dir is not None else None
+    done: dict[str, list[SuiteRow]] = {}
+    if out is not None:
+        config_path = out / CONFIG
+        if resume and config_path.is_file():
+            previous = read_config(config_path)
+            if (previous.get("format"), previous.get("settings"), previous.get("data")) != (
+                FORMAT,
+                config["settings"],
+                config["data"],
+            ):
+                raise SpecError(
+                    f"{out} holds a suite run with other settings or data; "
+                    "use another output folder or resume=False"
+                )
+            before = {m.get("label"): m for m in previous.get("models", []) if isinstance(m, dict)}
+            for entry in entries:
+                if entry.label in before and before[entry.label] != entry.describe():
+                    raise SpecError(
+                        f"{out}: model {entry.label!r} was evaluated set up otherwise; "
+                        "use another output folder or resume=False"
+                    )
+            if (out / RESULTS).is_file():
+                for row in read_rows(out / RESULTS, SuiteRow.from_json):
+                    if row.model in before:
+                        done.setdefault(row.model, []).append(row)
+        labels = {e.label for e in entries}
+        done = {label: rows for label, rows in done.items() if label in labels}
+    todo = [
+        e for e in entries if {(r.metric, r.dataset) for r in done.get(e.label, [])} != set(keys)
+    ]
+    # Every model still to load must exist before anything is created (a resumed run does
+    # not need the models it skips).
+    check_sources(todo)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
+        write_config(out / CONFIG, config)
+        write_rows(out / RESULTS, [r for e in entries for r in done.get(e.label, [])])
+
+    loaded: tuple[str, nn.Module, PreTrainedTokenizerBase] | None = None
+    for position, entry in enumerate(
+        track(todo, "honesty suite", total=len(todo), enabled=progress)
+    ):
+        if entry.model is not None and entry.tokenizer is not None:
+            model, tokenizer = entry.model, entry.tokenizer
+        else:
+            assert entry.source is not None
+            if loaded is None or loaded[0] != entry.source:
+                loaded = None
+                _release()
+                model_, tokenizer_ = load_model(entry.source)
+                loaded = (entry.source, model_, tokenizer_)
+            _, model, tokenizer = loaded
+        layers = entry.layers if entry.layers is not None else suite.layers
+        spec = SteerSpec(coefficient=0.0, layers=layers) if entry.vector is not None else None
+        runner = SuiteRunner(
+            entry.label, model, tokenizer, entry.vector, spec, entry.coefficient, suite, progress
+        )
+        with _eval_mode(model):
+            rows = runner.run(data)
+        # Round-trip through the file format so fresh and resumed runs hold equal values.
+        done[entry.label] = [SuiteRow.from_json(r.to_json(), entry.label) for r in rows]
+        del model, tokenizer, runner
+        following = todo[position + 1] if position + 1 < len(todo) else None
+        if loaded is not None and (
+            following is None or following.source != loaded[0] or following.model is not None
+        ):
+            loaded = None
+            _release()
+        if out is not None:
+            write_rows(out / RESULTS, [r for e in entries for r in done.get(e.label, [])])
+    rows = [r for e in entries for r in _ordered(done.get(e.label, []), keys)]
+    result = SuiteResult(rows, [e.label for e in entries], config)
+    if out is not None:
+        result.save(out)
+    return result
+
+
+def _ordered(rows: Sequence[SuiteRow], keys: Sequence[tuple[str, str]]) -> list[SuiteRow]:
+    index = {(r.metric, r.dataset): r for r in rows}
+    return [index[k] for k in keys if k in index]
