@@ -63,10 +63,10 @@ def finetune(
     layers_path: LayersPathOpt = None,
 ) -> None:
     """Fine-tune a model on chats (loss on assistant replies only): LoRA or some layers."""
+    from steerlab.data.chats import load_chats
     from steerlab.layers import find_layers
     from steerlab.models import load_model
     from steerlab.tuning import finetune as run_finetune
-    from steerlab.tuning import load_chats
 
     train_layers = deprecated_option(
         "finetune", "--layers", "--train-layers", layers, training.train_layers

@@ -169,7 +169,7 @@ def diff(
 
         questions = read_questions(prompts)[:limit]
     else:
-        from steerlab.tuning.data import load_chats
+        from steerlab.data.chats import load_chats
 
         conversations = load_chats(chats)[:limit]  # type: ignore[arg-type]
     for reference in (base, tuned):  # both, before loading either
