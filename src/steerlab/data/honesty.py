@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import string
 from collections.abc import Sequence
@@ -28,11 +27,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from steerlab.data.evalsets import Statement, load_statements
+from steerlab.data.chats import Chat
+from steerlab.data.statements import Statement, load_statements
 from steerlab.errors import DataError, SpecError
 from steerlab.provenance import sha256_of_records
-
-Chat = list[dict[str, str]]
+from steerlab.validation import check_number
 
 DEFAULT_QUESTION = "Is the following statement true or false?\n\n{statement}"
 COMPLETIONS = ("honest", "dishonest", "matching")
@@ -200,14 +199,7 @@ class HonestyTemplates:
 
 
 def _check_fraction(fraction: float) -> float:
-    if (
-        isinstance(fraction, bool)
-        or not isinstance(fraction, (int, float))
-        or not math.isfinite(fraction)
-        or not 0 <= fraction <= 1
-    ):
-        raise SpecError(f"fraction must be a number in [0, 1], got {fraction!r}")
-    return float(fraction)
+    return float(check_number(fraction, "fraction", low=0, high=1))
 
 
 def held_out(statement: str, fraction: float = 0.2) -> bool:

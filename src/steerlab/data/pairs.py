@@ -30,6 +30,7 @@ from steerlab.data.registry import builtin_set, resolve_data_path
 from steerlab.errors import DataError
 from steerlab.provenance import sha256_of_records
 from steerlab.record import TextExample
+from steerlab.validation import check_int
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,7 @@ def load_pairs(path: str | os.PathLike[str], limit: int | None = None) -> list[C
     Raises:
         DataError: ``FILE:LINE: what is wrong`` for the first bad line, or an empty file.
     """
-    if limit is not None and limit < 1:
-        raise DataError(f"limit {limit} must be at least 1")
+    check_int(limit, "limit", minimum=1, optional=True, error=DataError)
     source = Path(resolve_data_path(path, "pairs"))
     if not source.is_file():
         raise DataError(f"{source}: no such file")

@@ -53,6 +53,7 @@ from steerlab.data.registry import resolve_data_path
 from steerlab.errors import DataError, SpecError
 from steerlab.generate import generate, render_prompts
 from steerlab.provenance import atomic_write
+from steerlab.validation import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -318,8 +319,7 @@ def read_questions(path: str | os.PathLike[str], limit: int | None = None) -> li
         DataError: ``FILE:LINE: what is wrong`` (``FILE: item I`` in a JSON list), or a file
             with no questions.
     """
-    if limit is not None and limit < 1:
-        raise DataError(f"limit {limit} must be at least 1")
+    check_int(limit, "limit", minimum=1, optional=True, error=DataError)
     source, text = _read_text(resolve_data_path(path, "questions"))
     questions: list[str] = []
     if _is_jsonl_text(source, text):
@@ -378,8 +378,7 @@ def read_qa(path: str | os.PathLike[str], limit: int | None = None) -> list[QAEx
     Raises:
         DataError: ``FILE:LINE`` (or ``FILE: item I``) of the first bad record, or no records.
     """
-    if limit is not None and limit < 1:
-        raise DataError(f"limit {limit} must be at least 1")
+    check_int(limit, "limit", minimum=1, optional=True, error=DataError)
     source, text = _read_text(resolve_data_path(path, "qa"))
     examples: list[QAExample] = []
     for where, obj in _json_items(source, text):

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from steerlab.data.chats import Chat, load_chats
-from steerlab.data.evalsets import Statement, load_statements
 from steerlab.data.honesty import HonestyTemplates, held_out, honesty_chats, statements_sha256
 from steerlab.data.pairs import ContrastPair, load_pairs
 from steerlab.data.registry import builtin_format, is_builtin
+from steerlab.data.statements import Statement, load_statements
 from steerlab.errors import DataError, SpecError
 
 KINDS = ("auto", "facts", "pairs", "chats")
