@@ -194,8 +194,7 @@ def run_demo_representation(
     honesty suite then compares them with the untuned model and with online steering, on the
     held-out facts, the built-in A/B dilemmas and general text.
     """
-    from steerlab.evaluate import EvalModel, HonestySuite
-    from steerlab.evaluate import evaluate_suite as evaluate
+    from steerlab.evaluate import EvalModel, HonestySuite, evaluate_models
     from steerlab.tuning import FinetuneConfig, RepresentationConfig, tune, tuning_chats
 
     vector = extract(
@@ -284,8 +283,8 @@ def run_demo_representation(
         limit=24,
         cosine_prompts=24,
     )
-    report = evaluate(models, output / "eval", suite, progress=True, resume=False)
-    console.print(report.rich_table())
+    report = evaluate_models(models, output / "eval", suite, progress=True, resume=False)
+    console.print(report.table())
     console.print(f"    wrote {output}/eval/results.jsonl, table.csv/.md, bars.png/.svg")
 
 

@@ -83,9 +83,8 @@ def sweep(
     device: DeviceOpt = None,
 ) -> None:
     """Sweep the steering coefficient: behaviour, helpfulness, fits and plots."""
-    from steerlab.evaluate.specs import behavior_task, helpfulness_task, perplexity_task
-    from steerlab.evaluate.sweep import sweep as run_sweep
-    from steerlab.evaluate.tasks import Task
+    from steerlab.evaluate import Task, behavior_task, helpfulness_task, perplexity_task
+    from steerlab.evaluate import sweep as run_sweep
     from steerlab.models import check_model_reference, load_model
     from steerlab.steer import SteerSpec
     from steerlab.vector import SteeringVector
@@ -153,7 +152,8 @@ def make_judge(
     device: str | None,
 ) -> Any:
     """An LLM-judge scorer from the CLI options, or None for the task's default scorer."""
-    from steerlab.evaluate.scorers import DEFAULT_RUBRIC, LLMJudgeScorer, LocalJudge, OpenAIJudge
+    from steerlab.evaluate import LLMJudgeScorer, LocalJudge, OpenAIJudge
+    from steerlab.evaluate.scorers import DEFAULT_RUBRIC
 
     if url is None and model is None:
         return None
@@ -198,7 +198,8 @@ def matrix(
 ) -> None:
     """Steering matrix: vectors x add/subtract/ablate x normalised/raw x layer modes x grid."""
     from steerlab.data.qa import read_questions
-    from steerlab.evaluate.matrix import DECEPTION_RUBRIC, MatrixSettings, steering_matrix
+    from steerlab.evaluate import MatrixSettings, steering_matrix
+    from steerlab.evaluate.matrix import DECEPTION_RUBRIC
     from steerlab.models import check_model_reference, load_model
     from steerlab.vector import SteeringVector
 
@@ -296,7 +297,13 @@ def eval_models(
     resume: Annotated[bool, typer.Option(help="Skip models already evaluated in OUTPUT.")] = True,
 ) -> None:
     """Compare models (and online steering) on the honesty suite, with 95% bootstrap CIs."""
-    from steerlab.evaluate.suite import SPLITS, HonestySuite, evaluate, find_data_dir, parse_models
+    from steerlab.evaluate import (
+        SPLITS,
+        HonestySuite,
+        evaluate_models,
+        find_data_dir,
+        parse_models,
+    )
     from steerlab.vector import SteeringVector
 
     if suite != "honesty":
@@ -343,8 +350,8 @@ def eval_models(
         console.print("TruthfulQA: skipped (no --truthfulqa file or data folder)")
     if target is None:
         console.print("cosine to the target vector: skipped (no --vector or --steered)")
-    result = evaluate(entries, output, config, progress=True, resume=resume)
-    console.print(result.rich_table())
+    result = evaluate_models(entries, output, config, progress=True, resume=resume)
+    console.print(result.table())
     for line in result.data_summary():
         console.print(line, highlight=False)
     console.print(f"results: {output}/results.jsonl, table.csv, table.md, bars.png/.svg")
