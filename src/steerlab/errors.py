@@ -34,3 +34,16 @@ class ModelLoadError(SteerlabError):
 
 class SpecError(SteerlabError):
     """An invalid steering or extraction setting (coefficient, operator, positions...)."""
+
+
+class SteerlabWarning(UserWarning):
+    """Base class of steerlab's warnings: something works, but probably not as meant."""
+
+
+class SteeringStrengthWarning(SteerlabWarning):
+    """A push at some steered layer large enough, relative to that layer's activation norm,
+    that the model is likely to produce gibberish."""
+
+
+class MeasuredNormsNotice(SteerlabWarning):
+    """A vector lacked activation norms, so steerlab measured them on built-in text."""

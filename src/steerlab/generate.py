@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -11,11 +12,12 @@ from torch import nn
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from steerlab.chat import format_chat, messages_for, needs_special_tokens
-from steerlab.errors import DataError
-from steerlab.layers import LayerSelection
+from steerlab.errors import DataError, MeasuredNormsNotice
+from steerlab.layers import LayerSelection, parse_layers
 from steerlab.models import model_device
 from steerlab.progress import track
-from steerlab.steer import Operator, Positions, coefficient_tensor, steer
+from steerlab.record import NORM_TEXTS, measure_activation_norms
+from steerlab.steer import Operator, Positions, Scale, coefficient_tensor, resolve_scale, steer
 from steerlab.validation import check_int, check_number
 from steerlab.vector import SteeringVector
 
@@ -44,6 +46,30 @@ def render_prompts(
     return list(prompts)
 
 
+def with_norms(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    vector: SteeringVector,
+    layers: LayerSelection = None,
+    layers_path: str | None = None,
+) -> SteeringVector:
+    """``vector`` with the activation norms of the steered layers, measured on built-in text
+    (with a one-line :class:`~steerlab.errors.MeasuredNormsNotice`) where it lacks them."""
+    chosen = vector.layers if layers is None else parse_layers(layers, vector.metadata.num_layers)
+    lacking = [layer for layer in chosen if layer not in (vector.activation_norms or {})]
+    lacking = [layer for layer in lacking if layer in vector.directions]
+    if not lacking:
+        return vector
+    warnings.warn(
+        f"the vector records no activation norm for layer(s) {', '.join(map(str, lacking))}: "
+        f"measured them on {len(NORM_TEXTS)} built-in texts for scale='norm'",
+        MeasuredNormsNotice,
+        stacklevel=3,
+    )
+    measured = measure_activation_norms(model, tokenizer, lacking, layers_path=layers_path)
+    return vector.with_activation_norms(measured)
+
+
 def generate(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -53,8 +79,8 @@ def generate(
     *,
     layers: LayerSelection = None,
     operator: Operator = "add",
-    normalize: bool = False,
-    scale_by_norm: bool = False,
+    normalize: bool | None = None,
+    scale_by_norm: bool | None = None,
     positions: Positions = "all",
     max_new_tokens: int = 48,
     temperature: float = 0.0,
@@ -65,6 +91,7 @@ def generate(
     batch_size: int = 32,
     layers_path: str | None = None,
     progress: bool = False,
+    scale: Scale | None = None,
 ) -> list[Generation]:
     """Generate a continuation of every prompt at every coefficient.
 
@@ -77,8 +104,12 @@ def generate(
         prompts: user prompts.
         vector: the steering vector; ``None`` generates unsteered (coefficients ignored).
         coefficients: the coefficients to try for each prompt.
-        layers, operator, normalize, scale_by_norm, positions, layers_path: as in
-            :func:`steerlab.steer`.
+        layers, operator, positions, layers_path: as in :func:`steerlab.steer`.
+        normalize, scale_by_norm: deprecated: use ``scale``.
+        scale: what the coefficients are measured in (:func:`steerlab.steer`); default
+            ``norm``, a fraction of each layer's typical activation norm (0.1-0.3 steers
+            visibly on middle layers). A vector without recorded norms gets them measured on
+            built-in text first, with a :class:`~steerlab.errors.MeasuredNormsNotice`.
         max_new_tokens: tokens to generate.
         temperature: 0 for greedy decoding, else sampling temperature.
         top_p: nucleus sampling mass when sampling.
@@ -96,8 +127,11 @@ def generate(
     check_int(max_new_tokens, "max_new_tokens", minimum=1)
     check_number(temperature, "temperature", low=0.0)
     values = coefficient_tensor(list(coefficients)).tolist()
+    resolved = resolve_scale(scale, normalize, scale_by_norm, default="norm")
     if vector is None:
         values = [0.0]  # unsteered: one row per prompt
+    elif resolved in ("norm", "vector_norm"):
+        vector = with_norms(model, tokenizer, vector, layers, layers_path)
     texts = render_prompts(tokenizer, prompts, system, chat)
     for number, text in enumerate(texts, start=1):
         if not text.strip() and not tokenizer(text, add_special_tokens=True)["input_ids"]:
@@ -123,10 +157,9 @@ def generate(
                 [c for _, c in chunk],
                 layers=layers,
                 operator=operator,
-                normalize=normalize,
-                scale_by_norm=scale_by_norm,
                 positions=positions,
                 layers_path=layers_path,
+                scale=resolved,  # type: ignore[arg-type]
             )
             if vector is not None
             else nullcontext()

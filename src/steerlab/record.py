@@ -252,3 +252,39 @@ def record_tokens(
     return _record(
         model, tokenizer, examples, layers, "all", batch_size, layers_path, progress, max_length
     )
+
+
+NORM_TEXTS: tuple[str, ...] = (
+    "The water cycle moves water from the oceans to the clouds and back again as rain.",
+    "To bake bread you need flour, water, salt and yeast, and a warm place to let it rise.",
+    "Public libraries lend books and films to anyone with a library card.",
+    "The train to the coast leaves at nine and arrives a little after noon.",
+    "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar.",
+    "She asked whether the meeting could be moved to Thursday afternoon.",
+    "A good night's sleep helps memory, mood and concentration the next day.",
+    "The museum's new exhibition shows maps drawn by sailors four hundred years ago.",
+    "Prime numbers have exactly two divisors: one and the number itself.",
+    "He fixed the bicycle's flat tyre with a patch and a small pump.",
+    "Tell me about your day.",
+    "What is the capital of France?",
+)
+"""A small built-in general text set: where a vector does not record its layers' typical
+activation norms (an imported vector), :func:`measure_activation_norms` reads them here."""
+
+
+def measure_activation_norms(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    layers: LayerSelection = "all",
+    texts: Sequence[str] = NORM_TEXTS,
+    *,
+    layers_path: str | None = None,
+) -> dict[int, float]:
+    """Each layer's typical activation norm: the mean L2 norm of the last token's activation
+    over ``texts`` (what :func:`steerlab.extract` records for the pairs it reads).
+
+    Returns:
+        ``{layer: norm}``.
+    """
+    activations = record(model, tokenizer, list(texts), layers, "last", layers_path=layers_path)
+    return {layer: float(acts.norm(dim=-1).mean()) for layer, acts in activations.items()}

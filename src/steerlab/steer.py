@@ -1,8 +1,29 @@
 """Applying a steering vector at inference: :class:`SteerSpec` and the :func:`steer` context.
 
-Operators, for hidden state ``h`` at a steered layer, direction ``v`` (made unit-norm when
-``normalize``; always unit for ``ablate``/``clamp``), coefficient ``c`` and scale ``s`` (the
-layer's typical activation norm when ``scale_by_norm``, else 1):
+What the coefficient ``c`` is measured in (``scale``):
+
+=========== ======================================== =================================
+``scale``   the push added at a layer is             use
+=========== ======================================== =================================
+``vector``  ``c·v``, the vector as extracted          reproducing a recipe; the sweep's raw
+``unit``    ``c·v̂``, its unit direction               the sweep's study convention (c = r_e)
+``norm``    ``c·‖h‖·v̂``, a fraction of the layer's   interactive use; transfers across
+            typical activation norm ``‖h‖``          layers, methods and models (0.1-0.3)
+=========== ======================================== =================================
+
+``‖h‖`` is recorded in the vector at extraction (``activation_norms``); for a vector without
+it, :func:`steerlab.record.measure_activation_norms` measures it on built-in text
+(:func:`steerlab.generate` does so by itself, with a notice). The old booleans
+``normalize``/``scale_by_norm`` still work and are deprecated: (F, F) = ``vector``, (T, F) =
+``unit``, (T, T) = ``norm``; (F, T), the raw vector times the norm, is kept for old callers.
+
+When a push exceeds :data:`GIBBERISH_RATIO` of a layer's activation norm, :func:`steer` warns
+once (:class:`~steerlab.errors.SteeringStrengthWarning`) with the layer, push and norm, and
+points to ``steerlab calibrate``.
+
+Operators, for hidden state ``h`` at a steered layer, direction ``v`` (unit per ``scale``;
+always unit for ``ablate``/``clamp``), coefficient ``c`` and scale ``s`` (the layer's typical
+activation norm for ``scale="norm"``, else 1):
 
 * ``add``:    ``h + c·s·v``
 * ``ablate``: ``h - c·(h·v̂)v̂``   (c = 1 removes the whole component: directional ablation)
@@ -24,6 +45,7 @@ run as a single batched forward or generate.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +54,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from steerlab.errors import SpecError, VectorError
+from steerlab.errors import SpecError, SteeringStrengthWarning, VectorError
 from steerlab.hooks import hooked
 from steerlab.layers import LayerSelection, find_layers, parse_layers
 from steerlab.models import model_identity
@@ -42,8 +64,64 @@ from steerlab.vector import SteeringVector
 
 Operator = Literal["add", "ablate", "clamp"]
 Positions = Literal["all", "prompt", "generated"]
+Scale = Literal["vector", "unit", "norm"]
 OPERATORS: tuple[str, ...] = ("add", "ablate", "clamp")
 POSITIONS: tuple[str, ...] = ("all", "prompt", "generated")
+SCALES: tuple[str, ...] = ("vector", "unit", "norm")
+# The deprecated booleans (normalize, scale_by_norm) as a scale; "vector_norm" (raw vector
+# times the activation norm) exists only for them.
+_LEGACY_SCALES = {
+    (False, False): "vector",
+    (True, False): "unit",
+    (True, True): "norm",
+    (False, True): "vector_norm",
+}
+GIBBERISH_RATIO = 0.5
+"""Push / activation norm at one layer above which :func:`steer` warns. Measured on the
+embedded model (``benchmarks/gibberish_threshold.py``, BENCHMARKS.md): see there."""
+
+
+def resolve_scale(
+    scale: str | None,
+    normalize: bool | None,
+    scale_by_norm: bool | None,
+    *,
+    default: str = "vector",
+    stacklevel: int = 3,
+) -> str:
+    """The scale named by ``scale`` or by the deprecated booleans (with a DeprecationWarning).
+
+    Raises:
+        SpecError: an unknown scale, or booleans that contradict ``scale``.
+    """
+    if normalize is None and scale_by_norm is None:
+        if scale == "vector_norm":  # what the deprecated (False, True) resolved to
+            return scale
+        return check_choice(default if scale is None else scale, "scale", SCALES)
+    flags = (
+        check_bool(bool(normalize) if normalize is None else normalize, "normalize"),
+        check_bool(
+            bool(scale_by_norm) if scale_by_norm is None else scale_by_norm, "scale_by_norm"
+        ),
+    )
+    implied = _LEGACY_SCALES[flags]
+    if scale is None:
+        warnings.warn(
+            f"normalize/scale_by_norm are deprecated: use scale={implied!r}"
+            if implied != "vector_norm"
+            else "normalize=False with scale_by_norm=True is deprecated: use scale='norm'",
+            DeprecationWarning,
+            stacklevel=stacklevel,
+        )
+        return implied
+    if scale != implied:
+        raise SpecError(
+            f"scale={scale!r} contradicts normalize={flags[0]}, scale_by_norm={flags[1]} "
+            "(deprecated): give scale alone"
+        )
+    return scale
+
+
 Coefficient = float | Sequence[float] | torch.Tensor
 
 
@@ -73,18 +151,22 @@ class SteerSpec:
         coefficient: scalar, or one value per batch row (a tuple).
         layers: layer selection (``None`` = every layer the vector has).
         operator: ``add``, ``ablate`` or ``clamp``.
-        normalize: use the unit direction at each layer instead of the raw vector.
-        scale_by_norm: multiply the coefficient by the layer's typical activation norm
-            (recorded in the vector), so that c reads as a fraction of that norm.
+        normalize: deprecated (see ``scale``); after construction, whether the direction is
+            made unit.
+        scale_by_norm: deprecated (see ``scale``); after construction, whether the
+            coefficient is multiplied by the layer's activation norm.
         positions: ``all``, ``prompt`` or ``generated``.
+        scale: what the coefficient is measured in: ``vector``, ``unit`` or ``norm`` (see
+            the module docstring); default ``vector``.
     """
 
     coefficient: float | tuple[float, ...] = 1.0
     layers: str | int | tuple[int, ...] | None = None
     operator: Operator = "add"
-    normalize: bool = False
-    scale_by_norm: bool = False
+    normalize: bool | None = None
+    scale_by_norm: bool | None = None
     positions: Positions = "all"
+    scale: str | None = None
 
     def __post_init__(self) -> None:
         values = coefficient_tensor(self.coefficient)
@@ -96,8 +178,11 @@ class SteerSpec:
             object.__setattr__(self, "layers", tuple(self.layers))
         check_choice(self.operator, "operator", OPERATORS)
         check_choice(self.positions, "positions", POSITIONS)
-        check_bool(self.normalize, "normalize")
-        check_bool(self.scale_by_norm, "scale_by_norm")
+        scale = resolve_scale(self.scale, self.normalize, self.scale_by_norm, stacklevel=4)
+        object.__setattr__(self, "scale", scale)
+        # The booleans stay readable, consistent with the scale, for code written before it.
+        object.__setattr__(self, "normalize", scale in ("unit", "norm"))
+        object.__setattr__(self, "scale_by_norm", scale in ("norm", "vector_norm"))
 
 
 def _unit(v: torch.Tensor, layer: int) -> torch.Tensor:
@@ -264,12 +349,14 @@ def apply_spec(
         lacking = [layer for layer in layers if layer not in norms]
         if lacking:
             raise VectorError(
-                f"scale_by_norm needs the activation norm of layer {lacking[0]}, which the "
-                "vector does not record; re-extract it with steerlab"
+                f"scale='norm' needs the activation norm of layer {lacking[0]}, which the "
+                "vector does not record: vector.with_activation_norms("
+                "steerlab.record.measure_activation_norms(model, tokenizer))"
             )
     coefficients = coefficient_tensor(spec.coefficient)
     state = _PassState(spec.positions)
     hooks = []
+    pushes: dict[int, float] = {}
     for layer in layers:
         raw = vector[layer]
         unit_needed = spec.normalize or spec.operator in ("ablate", "clamp")
@@ -277,12 +364,15 @@ def apply_spec(
         scale = norms[layer] if spec.scale_by_norm else 1.0
         if not math.isfinite(scale):
             raise VectorError(f"layer {layer}: activation norm is not finite")
+        if spec.operator != "ablate":
+            pushes[layer] = float(coefficients.abs().max()) * scale * float(direction.norm())
         hooks.append(
             (
                 layer_map.blocks[layer],
                 _layer_hook(direction, scale, spec.operator, coefficients, state),
             )
         )
+    warn_if_too_strong(pushes, norms)
     # The stack module (parent of the block list) sees input ids, mask and cache each call.
     parent_path = layer_map.path.rsplit(".", 1)[0] if "." in layer_map.path else ""
     stack = model.get_submodule(parent_path) if parent_path else model
@@ -295,6 +385,33 @@ def apply_spec(
         yield spec
 
 
+def warn_if_too_strong(pushes: Mapping[int, float], norms: Mapping[int, float]) -> None:
+    """Warn once if a push exceeds :data:`GIBBERISH_RATIO` of its layer's activation norm.
+
+    Args:
+        pushes: ``{layer: length of the vector added (or clamped to) there}``.
+        norms: ``{layer: typical activation norm}``; layers without one are not checked.
+    """
+    ratios = {
+        layer: push / norms[layer]
+        for layer, push in pushes.items()
+        if norms.get(layer, 0.0) > 0 and math.isfinite(norms[layer])
+    }
+    over = {layer: ratio for layer, ratio in ratios.items() if ratio > GIBBERISH_RATIO}
+    if not over:
+        return
+    layer = max(over, key=lambda k: over[k])
+    others = f" (and {len(over) - 1} more layers)" if len(over) > 1 else ""
+    warnings.warn(
+        f"steering pushes {pushes[layer]:.3g} at layer {layer}, {over[layer]:.2f}x its activation "
+        f"norm {norms[layer]:.3g}{others}; above {GIBBERISH_RATIO}x the model usually turns to "
+        "gibberish: run `steerlab calibrate` for a recommended coefficient, or use "
+        "scale='norm' with 0.1-0.3",
+        SteeringStrengthWarning,
+        stacklevel=4,
+    )
+
+
 def steer(
     model: nn.Module,
     vector: SteeringVector,
@@ -302,10 +419,11 @@ def steer(
     *,
     layers: LayerSelection = None,
     operator: Operator = "add",
-    normalize: bool = False,
-    scale_by_norm: bool = False,
+    normalize: bool | None = None,
+    scale_by_norm: bool | None = None,
     positions: Positions = "all",
     layers_path: str | None = None,
+    scale: Scale | None = None,
 ) -> Any:
     """Context manager: every forward or ``generate`` inside it is steered, and only there.
 
@@ -316,13 +434,16 @@ def steer(
         layers: ``None`` (all layers of the vector), an int, ``"12-18"``, a list, a range,
             or ``"all"``.
         operator: ``add``, ``ablate`` or ``clamp`` (see the module docstring).
-        normalize: unit direction per layer.
-        scale_by_norm: coefficient as a fraction of the layer's typical activation norm.
+        normalize: deprecated: use ``scale="unit"``.
+        scale_by_norm: deprecated: use ``scale="norm"``.
         positions: ``all``, ``prompt`` or ``generated``.
         layers_path: dotted path of the decoder block list, if it cannot be found.
+        scale: what ``coefficient`` is measured in: ``vector`` (default: the vector as
+            extracted), ``unit`` (its unit direction) or ``norm`` (a fraction of the layer's
+            typical activation norm; 0.1-0.3 steers visibly on middle layers).
 
     Example:
-        >>> with steer(model, vector, coefficient=4.0, layers=[15]):
+        >>> with steer(model, vector, coefficient=0.2, layers=[15], scale="norm"):
         ...     out = model.generate(**inputs)
     """
     if isinstance(layers, list | range):
@@ -333,8 +454,7 @@ def steer(
         coefficient=coefficient,  # type: ignore[arg-type]
         layers=layers,  # type: ignore[arg-type]
         operator=operator,
-        normalize=normalize,
-        scale_by_norm=scale_by_norm,
         positions=positions,
+        scale=resolve_scale(scale, normalize, scale_by_norm),
     )
     return apply_spec(model, vector, spec, layers_path=layers_path)

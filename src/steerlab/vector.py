@@ -233,6 +233,14 @@ class SteeringVector:
             activation_norms=None if norms is None else {k: norms[k] for k in chosen if k in norms},
         )
 
+    def with_activation_norms(self, norms: Mapping[int, float]) -> SteeringVector:
+        """The same vector recording ``norms`` (``{layer: typical activation norm}``) for its
+        layers; layers ``norms`` lacks keep the norm they had (if any)."""
+        merged = {**(self.activation_norms or {}), **{int(k): float(v) for k, v in norms.items()}}
+        return replace(
+            self, activation_norms={k: v for k, v in merged.items() if k in self.directions}
+        )
+
     def sha256(self, layers: Sequence[int] | None = None) -> str:
         """sha256 of the directions (layer, dtype, shape and raw bytes), for provenance.
 
