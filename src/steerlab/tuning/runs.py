@@ -27,6 +27,7 @@ from typing import Any
 
 from steerlab.errors import DataError, SpecError
 from steerlab.provenance import atomic_write
+from steerlab.validation import is_int
 
 PROVENANCE_FILE = "steerlab_finetune.json"
 LOSS_LOG_FILE = "loss_log.jsonl"
@@ -128,9 +129,7 @@ def _text(raw: Mapping[str, Any], key: str, path: Path, default: str | None = No
 def _layers(value: Any, key: str, path: Path) -> tuple[int, ...] | None:
     if value is None:
         return None
-    ok = isinstance(value, list) and all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
-    )
+    ok = isinstance(value, list) and all(is_int(v) and v >= 0 for v in value)
     if not ok:
         raise DataError(f"{path}: field '{key}' is not a list of layer indices: {value!r}")
     return tuple(value)

@@ -27,6 +27,7 @@ from steerlab.data.pairs import ContrastPair, load_pairs
 from steerlab.data.registry import builtin_format, is_builtin
 from steerlab.data.statements import Statement, load_statements
 from steerlab.errors import DataError, SpecError
+from steerlab.validation import check_choice
 
 KINDS = ("auto", "facts", "pairs", "chats")
 # The registry's data format of each kind, in the order a built-in set is tried.
@@ -178,8 +179,7 @@ def tuning_chats(
         DataError: malformed files (with FILE:LINE), no chats left.
         SpecError: an unknown kind or completion for the data's kind.
     """
-    if kind not in KINDS:
-        raise SpecError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    check_choice(kind, "kind", KINDS)
     found = detect_kind(source) if kind == "auto" else kind
     name = str(source)
     if found == "facts":
