@@ -170,9 +170,12 @@ def test_resume_refuses_other_generation_settings_but_takes_a_wider_grid(setup, 
         normalized_coefficients=(0.1,), raw_coefficients=(1.0,), layer_modes=("single",),
         ablate=False, max_new_tokens=3, batch_size=8,
     )  # fmt: skip
-    run = lambda vectors, settings: steering_matrix(  # noqa: E731
-        model, tokenizer, vectors, PROMPTS[:1], settings, output_dir=tmp_path, progress=False
-    )
+
+    def run(vectors, settings):
+        return steering_matrix(
+            model, tokenizer, vectors, PROMPTS[:1], settings, output_dir=tmp_path, progress=False
+        )
+
     first = run({"v": vector}, small)
     assert json.loads((tmp_path / "matrix.json").read_text())["max_new_tokens"] == 3
     wider = MatrixSettings(**{**small.__dict__, "normalized_coefficients": (0.1, 0.3)})
@@ -189,3 +192,19 @@ def test_resume_refuses_other_generation_settings_but_takes_a_wider_grid(setup, 
     ):
         with pytest.raises(SpecError, match=field):
             run(vectors, settings)
+
+
+def test_matrix_settings_are_checked_with_one_line_each():
+    with pytest.raises(SpecError, match=r"raw_coefficients must be a finite number > 0, got nan"):
+        MatrixSettings(raw_coefficients=(1.0, float("nan")))
+    with pytest.raises(SpecError, match="normalized_coefficients is empty"):
+        MatrixSettings(normalized_coefficients=())
+    with pytest.raises(SpecError, match="layer_modes 'middle' is not one of single, all"):
+        MatrixSettings(layer_modes=("single", "middle"))
+    with pytest.raises(SpecError, match="max_new_tokens must be a positive integer, got 0"):
+        MatrixSettings(max_new_tokens=0)
+    with pytest.raises(SpecError, match="batch_size must be a positive integer, got True"):
+        MatrixSettings(batch_size=True)
+    with pytest.raises(SpecError, match="ablate must be True or False"):
+        MatrixSettings(ablate=1)  # type: ignore[arg-type]
+    assert MatrixSettings(raw_coefficients=[2, 4]).raw_coefficients == (2.0, 4.0)  # type: ignore[arg-type]

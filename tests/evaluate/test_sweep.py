@@ -255,6 +255,21 @@ def test_sweep_errors(setup):
         ABBehaviorTask("empty", ())
 
 
+def test_task_settings_are_checked_with_one_line_each():
+    from steerlab.evaluate import RefusalScorer
+
+    with pytest.raises(SpecError, match="aligned 'both' is not one of matching, not_matching"):
+        ABBehaviorTask("ab", AB, aligned="both")
+    with pytest.raises(SpecError, match="n_samples must be a positive integer, got 0"):
+        SampledBehaviorTask("s", ("Hi",), RefusalScorer(), n_samples=0)
+    with pytest.raises(SpecError, match=r"temperature must be a finite number > 0, got 0\.0"):
+        SampledBehaviorTask("s", ("Hi",), RefusalScorer(), temperature=0.0)
+    with pytest.raises(SpecError, match="scoring 'words' is not one of letter, text"):
+        MultipleChoiceTask("mc", MC, scoring="words")
+    with pytest.raises(SpecError, match="n_samples must be an integer >= 0, got -1"):
+        MultipleChoiceTask("mc", MC, n_samples=-1)
+
+
 def test_row_round_trip_and_errors():
     row = SweepRow("t", "behavior", "B_likelihood", 1.5, 0.25, 0.1, 0.4, 10)
     assert SweepRow.from_json(row.to_json(), "x:1") == row

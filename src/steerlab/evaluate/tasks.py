@@ -26,7 +26,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from steerlab.chat import format_chat, messages_for
 from steerlab.data.evalsets import ABItem, MultipleChoiceItem
-from steerlab.errors import DataError, SpecError
+from steerlab.errors import DataError
 from steerlab.evaluate.logprobs import (
     continuation_logprobs,
     letter_token_id,
@@ -38,10 +38,20 @@ from steerlab.provenance import sha256_of_records
 from steerlab.stats.intervals import mean_ci
 from steerlab.stats.rows import SweepRow
 from steerlab.steer import SteerSpec
+from steerlab.validation import check_choice, check_int, check_number
 from steerlab.vector import SteeringVector
 
 LETTERS = "ABCDEFGHIJ"
+"""Answer letters of multiple-choice items, in choice order."""
+
 ANSWER_PREFIX = "("
+"""What a prompt ends with, so that the next token is the answer letter."""
+
+ALIGNED = ("matching", "not_matching")
+"""Which A/B answer is the aligned one (:attr:`ABBehaviorTask.aligned`)."""
+
+SCORINGS = ("letter", "text")
+"""How a multiple-choice item is scored (:attr:`MultipleChoiceTask.scoring`)."""
 
 
 class ResponseScorer(Protocol):
@@ -105,8 +115,7 @@ class ABBehaviorTask:
     def __post_init__(self) -> None:
         if not self.items:
             raise DataError(f"task {self.name!r} has no items")
-        if self.aligned not in ("matching", "not_matching"):
-            raise SpecError(f"aligned {self.aligned!r} is not 'matching' or 'not_matching'")
+        check_choice(self.aligned, "aligned", ALIGNED)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -243,8 +252,11 @@ class SampledBehaviorTask:
     def __post_init__(self) -> None:
         if not self.prompts:
             raise DataError(f"task {self.name!r} has no prompts")
-        if self.n_samples < 1 or self.temperature <= 0:
-            raise SpecError("sampling needs n_samples >= 1 and temperature > 0")
+        object.__setattr__(self, "n_samples", check_int(self.n_samples, "n_samples", minimum=1))
+        # Checked, not converted: the value as given goes into data_sha256 (resumption).
+        check_number(self.temperature, "temperature", low=0.0, low_open=True)
+        tokens = check_int(self.max_new_tokens, "max_new_tokens", minimum=1)
+        object.__setattr__(self, "max_new_tokens", tokens)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -308,8 +320,10 @@ class MultipleChoiceTask:
     def __post_init__(self) -> None:
         if not self.items:
             raise DataError(f"task {self.name!r} has no items")
-        if self.scoring not in ("letter", "text"):
-            raise SpecError(f"scoring {self.scoring!r} is not 'letter' or 'text'")
+        check_choice(self.scoring, "scoring", SCORINGS)
+        object.__setattr__(self, "n_samples", check_int(self.n_samples, "n_samples", minimum=0))
+        # Checked, not converted: the value as given goes into data_sha256 (resumption).
+        check_number(self.temperature, "temperature", low=0.0, low_open=True)
 
     @property
     def metrics(self) -> tuple[str, ...]:
