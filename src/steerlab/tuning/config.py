@@ -2,7 +2,7 @@
 
 One default per setting, shared by :func:`~steerlab.tuning.finetune` and
 :func:`~steerlab.tuning.tune` (which only forces ``merge`` on for LoRA runs, see its
-docstring); the CLI's ``finetune`` and ``tune`` options default to the same values.
+docstring).
 """
 
 from __future__ import annotations
