@@ -154,6 +154,18 @@ def save_checkpoint(model: Any, tokenizer: Any, folder: str | os.PathLike[str]) 
     model.save_pretrained(target)
     if tokenizer is not None:
         tokenizer.save_pretrained(target)
+    return make_portable(target, tokenizer)
+
+
+def make_portable(folder: str | os.PathLike[str], tokenizer: Any = None) -> Path:
+    """:func:`add_legacy_config_keys` on a checkpoint folder something else saved (e.g.
+    ``Trainer.save_model``); with ``tokenizer``, the renamed tokenizer class is kept only if
+    transformers 5 then tokenises as ``tokenizer`` does.
+
+    Returns:
+        ``folder``.
+    """
+    target = Path(folder)
     tokenizer_path = target / TOKENIZER_CONFIG_FILE
     before = tokenizer_path.read_bytes() if tokenizer_path.is_file() else None
     add_legacy_config_keys(target)

@@ -145,6 +145,9 @@ def test_merge_writes_a_plain_checkpoint(base_dir: Path, tmp_path: Path) -> None
     assert torch.allclose(logits_of(plain, tokenizer, PROBES), expected, atol=1e-5)
     assert torch.allclose(logits_of(result.model, tokenizer, PROBES), expected, atol=1e-5)
     assert (out / "merged" / "tokenizer.json").is_file()
+    # transformers 4.x reads the same RoPE base (the keys steerlab.checkpoints adds).
+    config = json.loads((out / "merged" / "config.json").read_text())
+    assert config["rope_theta"] == config["rope_parameters"]["rope_theta"]
 
 
 def test_resume_continues_from_the_last_checkpoint(base_dir: Path, tmp_path: Path) -> None:
@@ -195,6 +198,8 @@ def test_full_finetune_changes_only_the_chosen_layers(base_dir: Path, tmp_path: 
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all(n.startswith("model.layers.1.") for n in changed)
     assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert config["rope_theta"] == config["rope_parameters"]["rope_theta"]
     loaded, _ = load_model(str(out))
     expected = logits_of(model, tokenizer, PROBES)
     assert torch.allclose(logits_of(loaded, tokenizer, PROBES), expected, atol=1e-6)

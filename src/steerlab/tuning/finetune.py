@@ -47,6 +47,7 @@ from transformers import (
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from steerlab.chat import validate_messages
+from steerlab.checkpoints import make_portable, save_checkpoint
 from steerlab.data.chats import Chat, load_chats
 from steerlab.errors import DataError, SpecError
 from steerlab.provenance import git_revision, library_version, remove_stale_temporaries, utc_now
@@ -186,6 +187,8 @@ def _save_final(
         for name in stale:
             (folder / name).unlink(missing_ok=True)
         marker = ("adapter_config.json",) if lora else ("config.json",)
+        if not lora:  # the run folder itself is a checkpoint: readable by transformers 4.x too
+            make_portable(tmp, tokenizer)
         _move_into(tmp, folder, last=marker, skip=("training_args.bin", "README.md"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -195,8 +198,7 @@ def _save_final(
         merged = unwrapped.merge_and_unload()
         tmp_merged = Path(tempfile.mkdtemp(prefix=f".{MERGED_DIR}.", dir=folder))
         try:
-            merged.save_pretrained(tmp_merged)
-            tokenizer.save_pretrained(tmp_merged)
+            save_checkpoint(merged, tokenizer, tmp_merged)  # with transformers 4.x's keys
             _publish_dir(tmp_merged, folder / MERGED_DIR)
         except BaseException:
             shutil.rmtree(tmp_merged, ignore_errors=True)
