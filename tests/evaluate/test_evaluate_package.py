@@ -44,6 +44,7 @@ def test_every_public_name_is_exported():
     for name in (
         "sweep",
         "SweepResult",
+        "SweepFit",
         "evaluate_models",
         "steering_matrix",
         "MatrixSettings",

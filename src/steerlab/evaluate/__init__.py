@@ -1,8 +1,9 @@
 """Evaluation: sweep steering coefficients, compare models on the honesty suite, the matrix.
 
 * Sweeps (:func:`sweep`, :class:`SweepResult`): every task at every coefficient, with the
-  trade-off fits; tasks in :mod:`~steerlab.evaluate.tasks`, built from ``KIND:PATH`` specs by
-  :mod:`~steerlab.evaluate.specs`, response scorers in :mod:`~steerlab.evaluate.scorers`.
+  trade-off fits (:class:`SweepFit`); tasks in :mod:`~steerlab.evaluate.tasks`, built from
+  ``KIND:PATH`` specs by :mod:`~steerlab.evaluate.specs`, response scorers in
+  :mod:`~steerlab.evaluate.scorers`.
 * The honesty suite (:func:`evaluate_models`, :class:`HonestySuite`, :class:`EvalModel`,
   :class:`SuiteResult`): models compared on honesty and capability metrics.
 * The steering matrix (:func:`steering_matrix`, :class:`MatrixSettings`,
@@ -51,6 +52,7 @@ from steerlab.evaluate.suite_result import SuiteResult
 from steerlab.evaluate.suite_rows import SuiteRow
 from steerlab.evaluate.suite_run import evaluate_models
 from steerlab.evaluate.sweep import SweepResult, empirical_estimates, sweep
+from steerlab.evaluate.sweep_fit import SweepFit, fit_sweep
 from steerlab.evaluate.tasks import (
     ABBehaviorTask,
     ContinuationBehaviorTask,
@@ -139,6 +141,7 @@ __all__ = [
     "Scorer",
     "SuiteResult",
     "SuiteRow",
+    "SweepFit",
     "SweepResult",
     "SweepRow",
     "Task",
@@ -153,6 +156,7 @@ __all__ = [
     "find_data_dir",
     "fit_behavior",
     "fit_helpfulness",
+    "fit_sweep",
     "fit_tradeoff",
     "helpfulness_task",
     "make_scorer",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.table import Table
 
 from steerlab.errors import DataError
 from steerlab.evaluate.jsonl import write_rows
@@ -72,13 +73,24 @@ class MatrixRow:
 
 @dataclass
 class MatrixResult:
-    """All rows of a steering matrix, with summary, pages and plots."""
+    """All rows of a steering matrix: per-condition rates, tables, pages and plots.
+
+    Attributes:
+        rows: one per condition x prompt, in generation order.
+        scorer: the name of the scorer that scored the outputs.
+    """
 
     rows: list[MatrixRow]
     scorer: str
 
-    def summary(self) -> list[dict[str, Any]]:
-        """Per condition: behaviour rate (share scored +1), fluency (median perplexity)."""
+    def rates(self) -> list[dict[str, Any]]:
+        """Per condition: behaviour rate (share scored +1), fluency (median perplexity).
+
+        Returns:
+            One dict per condition, in generation order: ``vector``, ``operator``,
+            ``normalization``, ``layers``, ``coefficient``, ``rate``, ``median_perplexity``
+            and ``n`` (outputs behind it).
+        """
         groups: dict[tuple[str, str, str, str, float], list[MatrixRow]] = {}
         for row in self.rows:
             groups.setdefault(row.condition, []).append(row)
@@ -100,8 +112,54 @@ class MatrixResult:
             )
         return out
 
+    def summary(self) -> str:
+        """A few plain-text lines: the grid, the unsteered baseline, the strongest conditions.
+
+        The strongest condition is the one with the highest rate; the strongest fluent one the
+        highest rate among those whose median perplexity stays within twice the unsteered one.
+        """
+        rates = self.rates()
+        prompts = len(dict.fromkeys(r.prompt for r in self.rows))
+        lines = [
+            f"steering matrix: {len(rates)} conditions x {prompts} prompts (scorer: {self.scorer})"
+        ]
+        baseline = next((e for e in rates if e["operator"] == "none"), None)
+        steered = [e for e in rates if e["operator"] != "none"]
+        if baseline is not None:
+            lines.append(f"unsteered: {_rate_text(baseline)}")
+        if steered:
+            top = max(steered, key=lambda e: e["rate"])
+            lines.append(f"highest rate: {_condition_label(top)}: {_rate_text(top)}")
+        if baseline is not None and steered:
+            limit = 2.0 * baseline["median_perplexity"]
+            fluent = [e for e in steered if e["median_perplexity"] <= limit]
+            if fluent:
+                top = max(fluent, key=lambda e: e["rate"])
+                lines.append(
+                    "highest rate within 2x the unsteered perplexity: "
+                    f"{_condition_label(top)}: {_rate_text(top)}"
+                )
+        return "\n".join(lines)
+
+    def table(self) -> Table:
+        """A rich table: one row per condition, with its rate and median perplexity."""
+        table = Table(title=f"steering matrix (rate scored +1 by {self.scorer})")
+        for column in ("vector", "operator", "norm", "layers", "coef", "rate", "median ppl"):
+            table.add_column(column)
+        for entry in self.rates():
+            table.add_row(
+                entry["vector"],
+                entry["operator"],
+                entry["normalization"],
+                entry["layers"],
+                f"{entry['coefficient']:g}",
+                f"{entry['rate']:.2f}",
+                f"{entry['median_perplexity']:.3g}",
+            )
+        return table
+
     def summary_csv(self) -> str:
-        """The summary as CSV text."""
+        """The per-condition rates (:meth:`rates`) as CSV text (``summary.csv``)."""
         buffer = io.StringIO()
         fields = [
             "vector",
@@ -115,7 +173,7 @@ class MatrixResult:
         ]
         writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
-        for entry in self.summary():
+        for entry in self.rates():
             writer.writerow(
                 {
                     **entry,
@@ -184,5 +242,19 @@ class MatrixResult:
             with atomic_write(folder / name) as handle:
                 handle.write(text)
             written.append(folder / name)
-        written += plot_matrix(self.summary(), folder / "rates", self.scorer)
+        written += plot_matrix(self.rates(), folder / "rates", self.scorer)
         return written
+
+
+def _condition_label(entry: dict[str, Any]) -> str:
+    """A condition of :meth:`MatrixResult.rates` as :meth:`MatrixRow.label` names it."""
+    if entry["operator"] == "ablate":
+        return f"{entry['vector']} ablate {entry['layers']}"
+    return (
+        f"{entry['vector']} {entry['operator']} {entry['normalization']} {entry['layers']} "
+        f"{entry['coefficient']:g}"
+    )
+
+
+def _rate_text(entry: dict[str, Any]) -> str:
+    return f"rate {entry['rate']:.2f}, median perplexity {entry['median_perplexity']:.3g}"

@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
 from torch import nn
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
@@ -27,12 +25,15 @@ from steerlab.evaluate.estimates import (
     estimate_lambda_sigma_beta,
 )
 from steerlab.evaluate.jsonl import read_rows, write_rows
+from steerlab.evaluate.sweep_fit import SweepFit
+from steerlab.evaluate.sweep_result import SweepResult
 from steerlab.evaluate.tasks import (
     ABBehaviorTask,
     ContinuationBehaviorTask,
     MultipleChoiceTask,
     RunContext,
     Task,
+    scale_arguments,
 )
 from steerlab.layers import LayerSelection
 from steerlab.progress import track
@@ -42,146 +43,25 @@ from steerlab.provenance import (
     library_version,
     remove_stale_temporaries,
 )
-from steerlab.stats.fit_results import FitError, TradeoffFit
-from steerlab.stats.fitting import fit_behavior, fit_helpfulness, fit_tradeoff
-from steerlab.stats.rows import SweepRow, series, sorted_rows
-from steerlab.steer import Operator, Positions, SteerSpec, coefficient_tensor
-from steerlab.terminal import fold
+from steerlab.stats.rows import SweepRow, sorted_rows
+from steerlab.steer import (
+    Operator,
+    Positions,
+    Scale,
+    SteerSpec,
+    coefficient_tensor,
+    resolve_scale,
+)
 from steerlab.vector import SteeringVector
 
+__all__ = ["CONFIG", "FIT", "RESULTS", "SweepFit", "SweepResult", "empirical_estimates", "sweep"]
+
 RESULTS = "results.jsonl"
+"""The rows of a sweep."""
 CONFIG = "sweep.json"
+"""The settings and provenance of a sweep (a resumed sweep must match them)."""
 FIT = "fit.json"
-
-
-@dataclass
-class SweepResult:
-    """Rows of a sweep plus its settings; fit and plot them.
-
-    Attributes:
-        rows: one per task x metric x coefficient, canonical order.
-        config: the sweep's settings and provenance.
-    """
-
-    rows: list[SweepRow]
-    config: dict[str, Any] = field(default_factory=dict)
-    estimates: dict[str, Any] = field(default_factory=dict)
-
-    def tasks(self, kind: str) -> list[tuple[str, str]]:
-        """(task, metric) pairs of a kind, in file order."""
-        seen: list[tuple[str, str]] = []
-        for row in self.rows:
-            if row.kind == kind and (row.task, row.metric) not in seen:
-                seen.append((row.task, row.metric))
-        return seen
-
-    def _pick(
-        self, kind: str, preferred: str, choice: tuple[str, str] | None
-    ) -> tuple[str, str] | None:
-        if choice is not None:
-            return choice
-        options = self.tasks(kind)
-        for option in options:
-            if option[1] == preferred:
-                return option
-        return options[0] if options else None
-
-    def fit(
-        self,
-        behavior: tuple[str, str] | None = None,
-        helpfulness: tuple[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """Fit the tanh and parabolic bounds (as far as the rows allow).
-
-        Args:
-            behavior: (task, metric) of the behaviour curve; default the first one.
-            helpfulness: (task, metric) of the helpfulness curve; default first p_correct.
-
-        Returns:
-            A JSON-able dict: the fits, or for each a clear ``error`` when not meaningful.
-        """
-        b_choice = self._pick("behavior", "B_likelihood", behavior)
-        h_choice = self._pick("helpfulness", "p_correct", helpfulness)
-        out: dict[str, Any] = {"behavior_series": b_choice, "helpfulness_series": h_choice}
-        if self.estimates:
-            out["empirical_estimates"] = self.estimates
-        b_fit = h_fit = None
-        if b_choice is not None:
-            r, values, _, _ = series(self.rows, *b_choice)
-            try:
-                b_fit = fit_behavior(r, values)
-                out["behavior"] = b_fit.to_dict()
-            except FitError as exc:
-                out["behavior"] = {"error": str(exc)}
-        if h_choice is not None:
-            r, values, _, _ = series(self.rows, *h_choice)
-            try:
-                h_fit = fit_helpfulness(r, values)
-                out["helpfulness"] = h_fit.to_dict()
-            except FitError as exc:
-                out["helpfulness"] = {"error": str(exc)}
-        if b_fit is not None and h_fit is not None:
-            try:
-                tradeoff = self._tradeoff(b_choice, h_choice)
-                if tradeoff is not None:
-                    out["tradeoff"] = tradeoff.to_dict()
-            except FitError as exc:
-                out["tradeoff"] = {"error": str(exc)}
-        return out
-
-    def _tradeoff(
-        self, b_choice: tuple[str, str] | None, h_choice: tuple[str, str] | None
-    ) -> TradeoffFit | None:
-        """Both fits on the shared coefficients; None when a curve is missing or they differ.
-
-        Raises:
-            FitError: when a curve cannot be fitted.
-        """
-        if b_choice is None or h_choice is None:
-            return None
-        rb, vb, _, _ = series(self.rows, *b_choice)
-        rh, vh, _, _ = series(self.rows, *h_choice)
-        if list(rb) != list(rh):
-            return None
-        # Alignment rises on the side where the fitted slope points.
-        sign = 1 if fit_behavior(rb, vb).delta_lambda >= 0 else -1
-        return fit_tradeoff(rb, vb, vh, sign=sign)
-
-    def tradeoff_fit(self) -> TradeoffFit | None:
-        """The full :class:`TradeoffFit` of the default curves when both fit, else None."""
-        try:
-            return self._tradeoff(
-                self._pick("behavior", "B_likelihood", None),
-                self._pick("helpfulness", "p_correct", None),
-            )
-        except FitError:
-            return None
-
-    def plot(self, out_dir: str | Path) -> list[Path]:
-        """Write behavior/helpfulness/tradeoff plots (PNG and SVG) into ``out_dir``."""
-        # Imported here: matplotlib takes a while to import, and only plotting needs it.
-        from steerlab.report.plots import plot_sweep
-
-        return plot_sweep(self.rows, Path(out_dir), self.tradeoff_fit())
-
-    def table(self) -> Table:
-        """A summary table: one row per coefficient, one column per task metric."""
-        columns = self.tasks("behavior") + self.tasks("helpfulness") + self.tasks("perplexity")
-        table = Table(title="sweep summary (value [95% CI])")
-        table.add_column("coef", justify="right")
-        for task, metric in columns:
-            table.add_column(f"{task}\n{metric}", justify="right")
-        coefficients = sorted({r.coefficient for r in self.rows})
-        index = {r.key: r for r in self.rows}
-        for c in coefficients:
-            cells = [f"{c:+g}"]
-            for task, metric in columns:
-                row = index.get((task, metric, c))
-                cells.append(
-                    "-" if row is None else f"{row.value:.3f} [{row.ci_low:.2f}, {row.ci_high:.2f}]"
-                )
-            table.add_row(*cells)
-        return fold(table)  # task names wrap, never end in "…"
+"""The fits (:meth:`SweepFit.to_dict`)."""
 
 
 def _groups(coefficients: Sequence[float], size: int) -> list[tuple[float, ...]]:
@@ -197,9 +77,10 @@ def sweep(
     *,
     layers: LayerSelection = "all",
     operator: Operator = "add",
-    normalize: bool = True,
-    scale_by_norm: bool = False,
+    normalize: bool | None = None,
+    scale_by_norm: bool | None = None,
     positions: Positions = "all",
+    scale: Scale | None = None,
     output_dir: str | Path | None = None,
     batch_size: int = 16,
     coefficients_per_batch: int = 3,
@@ -212,15 +93,17 @@ def sweep(
     """Run every task at every coefficient; optionally write and resume ``output_dir``.
 
     The study's convention is the default: the vector at all layers, unit-normalised per
-    layer, times the coefficient r_e (``scale_by_norm`` reads r_e as a fraction of each
-    layer's typical activation norm instead).
+    layer, times the coefficient r_e (``scale="unit"``; ``scale="norm"`` reads r_e as a
+    fraction of each layer's typical activation norm instead).
 
     Args:
         model, tokenizer: the model to steer.
         vector: the steering vector.
         coefficients: the r_e values (e.g. ``range(-8, 9)``).
         tasks: behaviour / helpfulness / perplexity tasks.
-        layers, operator, normalize, scale_by_norm, positions: as in :func:`steerlab.steer`.
+        layers, operator, positions, scale: as in :func:`steerlab.steer`, except that
+            ``scale`` defaults to ``"unit"`` here.
+        normalize, scale_by_norm: deprecated: use ``scale``.
         output_dir: folder for results.jsonl, sweep.json, fit.json and plots; resumable.
         batch_size: rows (item x coefficient) per forward pass.
         coefficients_per_batch: coefficients per unit of work (and of resumption).
@@ -244,13 +127,13 @@ def sweep(
         raise SpecError(f"task names must be unique; got {names}")
     if coefficients_per_batch < 1 or batch_size < 1:
         raise SpecError("batch_size and coefficients_per_batch must be at least 1")
+    resolved = resolve_scale(scale, normalize, scale_by_norm, default="unit")
     spec = SteerSpec(
         coefficient=0.0,
         layers=tuple(layers) if isinstance(layers, list | range) else layers,  # type: ignore[arg-type]
         operator=operator,
-        normalize=normalize,
-        scale_by_norm=scale_by_norm,
         positions=positions,
+        **scale_arguments(resolved),
     )
     ctx = RunContext(model, tokenizer, vector, spec, batch_size, seed, False, system)
     config = {
@@ -268,8 +151,9 @@ def sweep(
         "steering": {
             "layers": spec.layers if not isinstance(spec.layers, tuple) else list(spec.layers),
             "operator": operator,
-            "normalize": normalize,
-            "scale_by_norm": scale_by_norm,
+            # The scale as the two booleans sweep.json has always recorded (resumption).
+            "normalize": spec.normalize,
+            "scale_by_norm": spec.scale_by_norm,
             "positions": positions,
         },
         "vector": {**vector.metadata.recipe(), "sha256": vector.sha256()},
@@ -317,7 +201,7 @@ def sweep(
     if out is not None:
         with atomic_write(out / FIT) as handle:
             json.dump(
-                result.fit(),
+                result.fit().to_dict(),
                 handle,
                 indent=2,
                 sort_keys=True,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ from steerlab.generate import generate
 from steerlab.provenance import sha256_of_records
 from steerlab.stats.intervals import mean_ci
 from steerlab.stats.rows import SweepRow
-from steerlab.steer import SteerSpec
+from steerlab.steer import SCALES, SteerSpec
 from steerlab.validation import check_choice, check_int, check_number
 from steerlab.vector import SteeringVector
 
@@ -76,6 +76,15 @@ class RunContext:
     seed: int = 0
     progress: bool = False
     system: str | None = None
+
+
+def scale_arguments(scale: str | None) -> dict[str, Any]:
+    """How :class:`~steerlab.steer.SteerSpec` and :func:`~steerlab.generate.generate` are told a
+    resolved scale: ``scale=...``, or for the deprecated flags' ``"vector_norm"`` (which has no
+    ``scale`` name) the two booleans, without warning twice about them."""
+    if scale in SCALES or scale is None:
+        return {"scale": scale}
+    return {"normalize": False, "scale_by_norm": True, "scale": scale}
 
 
 def ab_prompt(tokenizer: PreTrainedTokenizerBase, question: str, system: str | None) -> str:
@@ -279,8 +288,7 @@ class SampledBehaviorTask:
             list(coefficients) if ctx.vector is not None else [0.0],
             layers=ctx.spec.layers,
             operator=ctx.spec.operator,
-            normalize=bool(ctx.spec.normalize),
-            scale_by_norm=bool(ctx.spec.scale_by_norm),
+            **scale_arguments(ctx.spec.scale),
             positions=ctx.spec.positions,
             max_new_tokens=self.max_new_tokens,
             temperature=self.temperature,
