@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steerlab.errors import DataError
+from steerlab.validation import is_number
 
 __all__ = ["SuiteRow"]
 
@@ -29,13 +30,14 @@ def _rounded(value: Any) -> Any:
 
 
 def _unrounded(value: Any) -> Any:
+    """Undo :func:`_rounded` on parsed JSON: null back to NaN, numbers as floats."""
     if value is None:
         return float("nan")
     if isinstance(value, dict):
         return {str(k): _unrounded(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_unrounded(v) for v in value]
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    return float(value) if is_number(value) else value
 
 
 @dataclass(frozen=True)
