@@ -560,3 +560,29 @@ def test_sha256_identifies_the_directions(tmp_path: Path) -> None:
     assert vector.sha256([0, 1]) == vector.select([0, 1]).sha256()
     # Metadata is not part of it: the same directions from another run hash alike.
     assert vector.sha256() == make_vector(seed=99, method="probe").sha256()
+
+
+def test_calibration_round_trips_and_stays_out_of_the_recipe(tmp_path):
+    from steerlab.vector import CALIBRATION_KEY
+
+    identity = ModelIdentity("tiny", "llama", 8, 3)
+    vector = SteeringVector({1: torch.ones(8)}, VectorMetadata.for_model(identity, "test"))
+    with pytest.raises(VectorError, match="no calibration"):
+        vector.recommended_coefficients()
+    record = {"scale": "norm", "layers": [1], "positive": 0.2, "negative": -0.15, "bound": 1.5}
+    calibrated = vector.with_calibration(record)
+    loaded = SteeringVector.load(calibrated.save(tmp_path / "v.safetensors"))
+    assert loaded.calibration == {**record, "positive": 0.2, "negative": -0.15}
+    assert loaded.recommended_coefficients() == (-0.15, 0.0, 0.2)
+    assert loaded.metadata.recipe() == vector.metadata.recipe()
+    assert CALIBRATION_KEY not in vector.metadata.extra  # the original is unchanged
+    one_sided = vector.with_calibration({**record, "negative": None})
+    assert one_sided.recommended_coefficients() == (0.0, 0.2)
+    for bad, message in (
+        ({**record, "scale": "raw"}, "scale 'raw'"),
+        ({**record, "layers": []}, "layers"),
+        ({**record, "positive": -1.0}, "below 0"),
+        ({**record, "negative": float("nan")}, "negative nan"),
+    ):
+        with pytest.raises(VectorError, match=message):
+            vector.with_calibration(bad)

@@ -92,6 +92,8 @@ class VectorMetadata:
         data = json.loads(self.to_json())
         for volatile in ("created", "git_revision", "library_version"):
             data.pop(volatile, None)
+        # A calibration says how to use the vector, not how it was made.
+        data.get("extra", {}).pop(CALIBRATION_KEY, None)
         return data
 
     @classmethod
@@ -132,6 +134,41 @@ _METADATA_TYPES: dict[str, type] = {
     "seed": int,
     "extra": dict,
 }
+
+
+CALIBRATION_KEY = "calibration"
+"""Key of ``VectorMetadata.extra`` holding ``steerlab calibrate``'s recommendation."""
+_CALIBRATION_SCALES = ("vector", "unit", "norm")
+
+
+def check_calibration(record: Mapping[str, Any], where: str = "calibration") -> dict[str, Any]:
+    """A calibration record, validated: ``scale`` (what the coefficients are measured in),
+    ``layers`` (the steered layers it was measured at), ``positive``/``negative`` (the
+    recommended coefficient per sign, or None where no coefficient passed) and any further
+    JSON-able facts (bounds, ranges, date).
+
+    Raises:
+        VectorError: naming the field at fault.
+    """
+    if not isinstance(record, Mapping):
+        raise VectorError(f"{where}: expected an object, got {type(record).__name__}")
+    out = dict(record)
+    if out.get("scale") not in _CALIBRATION_SCALES:
+        raise VectorError(f"{where}: scale {out.get('scale')!r} is not one of vector, unit, norm")
+    layers = out.get("layers")
+    if not isinstance(layers, list | tuple) or not layers or not all(is_int(x) for x in layers):
+        raise VectorError(f"{where}: layers {layers!r} is not a list of layer indices")
+    out["layers"] = [int(x) for x in layers]
+    for sign in ("positive", "negative"):
+        value = out.get(sign)
+        if value is not None and not is_number(value):
+            raise VectorError(f"{where}: {sign} {value!r} is not a finite number or null")
+        out[sign] = None if value is None else float(value)
+    if out["positive"] is not None and out["positive"] < 0:
+        raise VectorError(f"{where}: positive {out['positive']} is below 0")
+    if out["negative"] is not None and out["negative"] > 0:
+        raise VectorError(f"{where}: negative {out['negative']} is above 0")
+    return out
 
 
 def _is_kind(value: Any, kind: type) -> bool:
@@ -232,6 +269,33 @@ class SteeringVector:
             directions=chosen,
             activation_norms=None if norms is None else {k: norms[k] for k in chosen if k in norms},
         )
+
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        """``steerlab calibrate``'s recommendation stored in the vector (see
+        :func:`check_calibration`), or None."""
+        record = self.metadata.extra.get(CALIBRATION_KEY)
+        return None if record is None else check_calibration(record)
+
+    def with_calibration(self, record: Mapping[str, Any]) -> SteeringVector:
+        """The same vector carrying ``record`` as its calibration (replacing any earlier)."""
+        extra = {**self.metadata.extra, CALIBRATION_KEY: check_calibration(record)}
+        return replace(self, metadata=replace(self.metadata, extra=extra))
+
+    def recommended_coefficients(self) -> tuple[float, ...]:
+        """The calibrated coefficients, ascending: negative, 0 and positive (those present).
+
+        Raises:
+            VectorError: the vector has no calibration.
+        """
+        record = self.calibration
+        if record is None:
+            raise VectorError(
+                "the vector has no calibration: run `steerlab calibrate --vector FILE --write` "
+                "(or steerlab.calibrate(...).apply_to(vector)) first"
+            )
+        values = [record["negative"], 0.0, record["positive"]]
+        return tuple(float(v) for v in values if v is not None)
 
     def with_activation_norms(self, norms: Mapping[int, float]) -> SteeringVector:
         """The same vector recording ``norms`` (``{layer: typical activation norm}``) for its
