@@ -172,7 +172,7 @@ def run_demo_sweep(
         coefficients_per_batch=3,
     )
     console.print(result.table())
-    console.print(_fit_summary(result.fit()), highlight=False)
+    console.print(result.fit().summary(), highlight=False)
     console.print(
         f"    wrote {folder}/results.jsonl, fit.json, behavior/helpfulness/tradeoff plots"
     )
@@ -298,40 +298,3 @@ def _logged(loss_log: Path, last: int = 4) -> tuple[dict[str, Any], dict[str, An
     tail = rows[-last:]
     keys = set.intersection(*(set(row) for row in tail))
     return rows[0], {k: sum(float(row[k]) for row in tail) / len(tail) for k in keys}
-
-
-# INTERIM until evaluate's SweepFit.summary() lands.
-def _fit_summary(fit: Any) -> str:
-    """A few lines on the fitted and estimated trade-off parameters."""
-    if hasattr(fit, "summary"):
-        return str(fit.summary())
-    lines = []
-    behavior, helpful = fit.get("behavior") or {}, fit.get("helpfulness") or {}
-    if "error" in behavior:
-        lines.append(f"behaviour fit: {behavior['error']}")
-    elif behavior:
-        lines.append(
-            f"behaviour fit  B(r) = tanh(Δλ·r + artanh B0): Δλ = {behavior['delta_lambda']:.4g}, "
-            f"B0 = {behavior['b0']:.3f}, R² = {behavior['r_squared']:.3f}"
-        )
-    if "error" in helpful:
-        lines.append(f"helpfulness fit: {helpful['error']}")
-    elif helpful:
-        lines.append(
-            f"helpfulness fit P(r) = P0/(P0+(1-P0)·a·(1+k·r²)): a = {helpful['a']:.3g}, "
-            f"λσβ = {helpful['lambda_sigma_beta']:.4g}, R² = {helpful['r_squared']:.3f}"
-        )
-    for name, estimate in (fit.get("empirical_estimates") or {}).items():
-        lines.append(
-            f"empirical {name} = {estimate['value']:.4g} "
-            f"[{estimate['ci_low']:.3g}, {estimate['ci_high']:.3g}] ({estimate['task']})"
-        )
-    window = (fit.get("tradeoff") or {}).get("cost_effective") or {}
-    if window and not window.get("empty", True):
-        lines.append(
-            f"cost-effective range (alignment gain > helpfulness loss): "
-            f"r in ({window['lower']:.3g}, {window['upper']:.3g}), best r = {window['best_r']:.3g}"
-        )
-    elif window:
-        lines.append("cost-effective range: none (helpfulness falls faster than alignment rises)")
-    return "\n".join(lines)

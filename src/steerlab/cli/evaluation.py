@@ -139,7 +139,7 @@ def sweep(
         estimates=estimates,
     )
     console.print(result.table())
-    console.print(_fit_summary(result.fit()), highlight=False)
+    console.print(result.summary(), highlight=False)  # what was swept, then the fits
     console.print(f"wrote {output}/results.jsonl, fit.json and plots")
 
 
@@ -231,7 +231,8 @@ def matrix(
     result = steering_matrix(
         loaded, tokenizer, loaded_vectors, questions, settings, scorer=scorer, output_dir=output
     )
-    console.print(_matrix_table(result))
+    console.print(result.table())
+    console.print(result.summary(), highlight=False)
     console.print(f"wrote {output}/results.jsonl, summary.csv, examples.md/.html, rates.png/.svg")
 
 
@@ -385,63 +386,3 @@ def eval_layers(layers: str | None, target: Any, models: str) -> tuple[int, ...]
     if any(part.strip().startswith("-") for part in layers.split(",")):
         raise SpecError(f"--layers {layers!r}: negative layers need a --vector or --steered")
     return parse_layers(layers, 1 << 20)
-
-
-# -- INTERIM until evaluate's typed results land (SweepFit.summary, MatrixResult.table) ----
-
-
-def _fit_summary(fit: Any) -> str:
-    """A few lines on the fitted and estimated trade-off parameters."""
-    if hasattr(fit, "summary"):
-        return str(fit.summary())
-    lines = []
-    behavior, helpful = fit.get("behavior") or {}, fit.get("helpfulness") or {}
-    if "error" in behavior:
-        lines.append(f"behaviour fit: {behavior['error']}")
-    elif behavior:
-        lines.append(
-            f"behaviour fit  B(r) = tanh(Δλ·r + artanh B0): Δλ = {behavior['delta_lambda']:.4g}, "
-            f"B0 = {behavior['b0']:.3f}, R² = {behavior['r_squared']:.3f}"
-        )
-    if "error" in helpful:
-        lines.append(f"helpfulness fit: {helpful['error']}")
-    elif helpful:
-        lines.append(
-            f"helpfulness fit P(r) = P0/(P0+(1-P0)·a·(1+k·r²)): a = {helpful['a']:.3g}, "
-            f"λσβ = {helpful['lambda_sigma_beta']:.4g}, R² = {helpful['r_squared']:.3f}"
-        )
-    for name, estimate in (fit.get("empirical_estimates") or {}).items():
-        lines.append(
-            f"empirical {name} = {estimate['value']:.4g} "
-            f"[{estimate['ci_low']:.3g}, {estimate['ci_high']:.3g}] ({estimate['task']})"
-        )
-    window = (fit.get("tradeoff") or {}).get("cost_effective") or {}
-    if window and not window.get("empty", True):
-        lines.append(
-            f"cost-effective range (alignment gain > helpfulness loss): "
-            f"r in ({window['lower']:.3g}, {window['upper']:.3g}), best r = {window['best_r']:.3g}"
-        )
-    elif window:
-        lines.append("cost-effective range: none (helpfulness falls faster than alignment rises)")
-    return "\n".join(lines)
-
-
-def _matrix_table(result: Any) -> Any:
-    from rich.table import Table
-
-    if hasattr(result, "table"):
-        return result.table()
-    table = Table(title=f"steering matrix (rate scored +1 by {result.scorer})")
-    for column in ("vector", "operator", "norm", "layers", "coef", "rate", "median ppl"):
-        table.add_column(column)
-    for entry in result.summary():
-        table.add_row(
-            entry["vector"],
-            entry["operator"],
-            entry["normalization"],
-            entry["layers"],
-            f"{entry['coefficient']:g}",
-            f"{entry['rate']:.2f}",
-            f"{entry['median_perplexity']:.3g}",
-        )
-    return table
