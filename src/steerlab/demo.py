@@ -68,8 +68,7 @@ def run_demo(
         vector,
         coefficients,
         layers=layers,
-        normalize=True,
-        scale_by_norm=True,
+        scale="norm",  # coefficients are fractions of each layer's activation norm
         max_new_tokens=max_new_tokens,
     )
     table = Table(title="negative = sadder, 0 = unsteered, positive = happier", show_lines=True)
@@ -165,8 +164,7 @@ def run_demo_sweep(
         coefficients,
         [behaviour, knowledge],
         layers=layers,
-        normalize=True,
-        scale_by_norm=True,
+        scale="norm",  # coefficients are fractions of each layer's activation norm
         output_dir=folder,
         batch_size=32,
         coefficients_per_batch=3,
