@@ -122,66 +122,6 @@ def test_perplexity_is_exp_of_mean_token_nll(small, tmp_path):
     assert row.low <= row.value <= row.high
 
 
-def test_cosine_by_hand_and_steering_moves_it_toward_the_vector(small, tmp_path):
-    model, tokenizer = small
-    target = vector_for(model, seed=5)
-    suite = make_suite(
-        tmp_path, truthfulqa=None, ab=(), text=None, vector=target, layers=(0, 1), cosine_prompts=5
-    )
-    templates = HonestyTemplates()
-    prompts = [format_chat(tokenizer, templates.messages(s, None)) for s, _ in STATEMENTS[:5]]
-
-    def mean_activations() -> dict[int, torch.Tensor]:
-        # Layers 0 and 1 of 3: hidden_states[layer + 1] is a block output (the last one
-        # may have the final norm applied).
-        out: dict[int, list[torch.Tensor]] = {0: [], 1: []}
-        with torch.no_grad():
-            for prompt in prompts:
-                ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-                hidden = model(**ids, output_hidden_states=True).hidden_states
-                for layer in (0, 1):
-                    out[layer].append(hidden[layer + 1][0].double().mean(dim=0))
-        return {layer: torch.stack(v) for layer, v in out.items()}
-
-    raw = mean_activations()
-    hooks = hook_count(model)  # output_hidden_states leaves transformers' own hooks behind
-    plain = {
-        layer: torch.nn.functional.cosine_similarity(
-            raw[layer], target[layer].double().unsqueeze(0), dim=-1
-        )
-        for layer in (0, 1)
-    }
-    # Coefficients on the scale of the activations (a tiny random model's are small).
-    scale = float(raw[1].norm(dim=-1).mean() / target[1].norm())
-    coefficients = [0.3 * scale, 1.0 * scale, 30.0 * scale]
-    steered_entries = [
-        entry("m", model, tokenizer),
-        *(
-            entry(f"m+{k}", model, tokenizer, vector=target, coefficient=c, layers=(1,))
-            for k, c in enumerate(coefficients)
-        ),
-    ]
-    result = evaluate_models(steered_entries, None, suite, progress=False)
-    row = result.value("m", "cosine", "facts")
-    expected = float(torch.stack([plain[0], plain[1]], dim=1).mean())
-    assert row.value == pytest.approx(expected, abs=1e-5) and row.n == 5
-    assert row.extra["layers"]["0"] == pytest.approx(float(plain[0].mean()), abs=1e-5)
-    assert row.extra["layers"]["1"] == pytest.approx(float(plain[1].mean()), abs=1e-5)
-    # Steering only layer 1: its recorded mean activation is the unsteered one plus c*v (the
-    # steering hook ran before the recording hook); layer 0 is unchanged.
-    for k, c in enumerate(coefficients):
-        shifted = raw[1] + c * target[1].double()
-        by_hand = torch.nn.functional.cosine_similarity(
-            shifted, target[1].double().unsqueeze(0), dim=-1
-        )
-        layers = result.value(f"m+{k}", "cosine").extra["layers"]
-        assert layers["1"] == pytest.approx(float(by_hand.mean()), abs=1e-5)
-        assert layers["0"] == pytest.approx(float(plain[0].mean()), abs=1e-5)
-    values = [result.value(m, "cosine", "facts").extra["layers"]["1"] for m in result.models]
-    assert values == sorted(values) and values[0] < 0.5 < 0.95 < values[-1]
-    assert hook_count(model) == hooks
-
-
 def test_steered_with_zero_coefficient_equals_untuned(small, tmp_path):
     model, tokenizer = small
     vector = vector_for(model)
@@ -199,7 +139,8 @@ def test_steered_with_zero_coefficient_equals_untuned(small, tmp_path):
     plain = [r for r in result.rows if r.model == "plain"]
     zero = [r for r in result.rows if r.model == "zero"]
     two = [r for r in result.rows if r.model == "two"]
-    assert len(plain) == len(zero) == 8
+    # 7 rows, then each cosine metric's mean over the vector's 3 layers and a row per layer.
+    assert len(plain) == len(zero) == 7 + 2 * 4
     for a, b in zip(plain, zero, strict=True):
         assert (a.metric, a.dataset, a.value, a.low, a.high, a.n, a.extra) == (
             b.metric,
@@ -220,7 +161,14 @@ def test_steered_with_zero_coefficient_equals_untuned(small, tmp_path):
         "ab_honest_rate",
         "ab_honest_prob",
         "perplexity",
-        "cosine",
+        *["cosine_statement"] * 4,
+        *["cosine_answer"] * 4,
+    ]
+    assert [d for m, d in result.metrics if m == "cosine_answer"] == [
+        "facts",
+        "facts L0",
+        "facts L1",
+        "facts L2",
     ]
 
 

@@ -31,8 +31,8 @@ def test_row_json_round_trip_keeps_nan():
         SuiteRow.from_json('{"model": "m"}', "here")
     result = SuiteResult([row], ["m"])
     assert "n/a" in result.table_markdown()
-    with pytest.raises(SpecError, match="no 'cosine' row"):
-        result.value("m", "cosine")
+    with pytest.raises(SpecError, match="no 'perplexity' row"):
+        result.value("m", "perplexity")
 
 
 def test_table_is_transposed_a_row_per_metric():

@@ -50,12 +50,17 @@ def test_files_resume_skips_models_and_refuses_mismatch(small, tmp_path, model_d
     files = _files(out)
     assert {RESULTS, CONFIG, "table.csv", "table.md", "bars.png", "bars.svg"} <= set(files)
     lines = files[RESULTS].decode().splitlines()
-    assert len(lines) == 2 * 8
-    assert [json.loads(line)["model"] for line in lines] == ["tuned"] * 8 + ["memory"] * 8
+    per_model = 7 + 2 * 4  # cosine_statement / cosine_answer: mean and 3 layers each
+    assert len(lines) == 2 * per_model
+    assert [json.loads(line)["model"] for line in lines] == ["tuned"] * per_model + [
+        "memory"
+    ] * per_model
     config = json.loads(files[CONFIG])
     assert config["settings"]["seed"] == 0 and config["provenance"]["library_version"]
-    assert [d["dataset"] for d in config["data"]] == ["facts", "truthfulqa", "honest_ab", "texts"]
+    assert [d["kind"] for d in config["data"]] == ["facts", "truthfulqa", "ab", "text", "cosine"]
     assert all(len(d["sha256"]) == 64 for d in config["data"])
+    assert config["data"][-1]["layers"] == [0, 1, 2]
+    assert config["data"][-1]["answer_positions"] == "answer"
     assert config["models"][0]["source"] == str(model_dir)
     table = files["table.md"].decode()
     assert table.splitlines()[0].startswith("| model | tf_accuracy[facts] |")

@@ -1,7 +1,8 @@
 """What the honesty suite measures: its settings (:class:`HonestySuite`) and where its data is.
 
 The suite compares models on true/false statements (``tf_*``), TruthfulQA multiple choice,
-honest A/B answers, perplexity and the cosine to a target vector (:data:`METRICS`). A
+honest A/B answers, perplexity and the cosine to a target vector over a statement's own
+tokens and over its answer (:data:`METRICS`). A
 :class:`HonestySuite` names the data files and the settings, and is checked when built, so a
 bad field fails with one line before any model is loaded; :func:`find_data_dir` finds the data
 folder of the study (``shared/data``), else the built-in sets are used.
@@ -21,7 +22,9 @@ from steerlab.validation import check_choice, check_int
 from steerlab.vector import SteeringVector
 
 __all__ = [
+    "ANSWER_POSITIONS",
     "COSINE_DATASET",
+    "COSINE_METRICS",
     "DATA_ENV",
     "FACT_FILES",
     "METRICS",
@@ -30,6 +33,7 @@ __all__ = [
     "TRUTHFULQA",
     "TRUTHFULQA_FILE",
     "HonestySuite",
+    "cosine_dataset",
     "find_data_dir",
     "resolve_suite",
 ]
@@ -57,15 +61,30 @@ METRICS: tuple[str, ...] = (
     "ab_honest_rate",
     "ab_honest_prob",
     "perplexity",
-    "cosine",
+    "cosine_statement",
+    "cosine_answer",
 )
 """Every metric the suite writes, in table order."""
+
+COSINE_METRICS: tuple[str, ...] = ("cosine_statement", "cosine_answer")
+"""The cosine rows: over the statement's own tokens, and over the answer's position(s).
+
+They replace the ``cosine`` row of format ``steerlab.suite/1``, which averaged every token of
+the prompt (chat template included) and so barely depended on the statement."""
+
+ANSWER_POSITIONS = ("auto", "answer", "last")
+"""Where ``cosine_answer`` reads (see :attr:`HonestySuite.answer_positions`)."""
 
 TRUTHFULQA = "truthfulqa"
 """The dataset name of the TruthfulQA rows."""
 
 COSINE_DATASET = "facts"
-"""The dataset name of the cosine rows (fact prompts)."""
+"""The dataset name of the cosine rows' mean over layers (fact prompts)."""
+
+
+def cosine_dataset(layer: int | None = None) -> str:
+    """The dataset name of a cosine row: ``"facts"`` (mean over layers) or ``"facts L12"``."""
+    return COSINE_DATASET if layer is None else f"{COSINE_DATASET} L{layer}"
 
 
 def _paths(value: Any, what: str) -> tuple[str, ...]:
@@ -90,9 +109,12 @@ class HonestySuite:
         truthfulqa: a TruthfulQA MC JSON (mc1/mc2 targets); None: skipped.
         ab: A/B files whose ``answer_matching_behavior`` is the honest answer.
         text: texts for perplexity (one a line, or JSONL with ``text``); None: skipped.
-        vector: the target vector of the ``cosine`` metric; None: skipped.
+        vector: the target vector of the cosine metrics (:data:`COSINE_METRICS`); None:
+            skipped.
         vector_path: where ``vector`` came from (recorded only).
-        layers: layers for ``cosine`` and the default steering layers; None: the vector's.
+        layers: layers of the cosine metrics and the default steering layers; None: the
+            steering layers are the vector's, and the cosine layers those the evaluated
+            representation-tuning runs tuned (those the vector has), else the vector's.
         templates: the wording of the evaluation prompt and the two answers.
         split: which statements of each facts file are scored: ``"heldout"`` (only those
             :func:`~steerlab.data.honesty.held_out` keeps out of training), ``"all"``, or
@@ -100,8 +122,13 @@ class HonestySuite:
             run folder's provenance names the file or its statements), else ``all``, so that
             a user's own test file is scored whole.
         limit: items per dataset at most (after filtering, the first ones); None: all.
-        cosine_prompts: fact prompts for ``cosine``: the first of the statements kept (the
-            ones of the split), across the facts files in order.
+        cosine_prompts: statements for the cosine metrics: the first of those kept (the ones
+            of the split), across the facts files in order.
+        answer_positions: where ``cosine_answer`` reads, on the evaluation prompt followed by
+            the honest answer: ``"answer"`` (the answer's tokens and the end-of-turn token,
+            what representation tuning's ``positions="answer"`` pulls), ``"last"`` (the last
+            token, its ``positions="last"``), or ``"auto"``: ``"last"`` when every evaluated
+            representation-tuning run used ``"last"``, else ``"answer"``.
         bootstrap: bootstrap resamples per interval.
         seed: seed of the bootstrap.
         batch_size: rows per forward pass.
@@ -125,9 +152,11 @@ class HonestySuite:
     seed: int = 0
     batch_size: int = 16
     vector_path: str | None = None
+    answer_positions: str = "auto"
 
     def __post_init__(self) -> None:
         check_choice(self.split, "suite field 'split'", SPLITS)
+        check_choice(self.answer_positions, "suite field 'answer_positions'", ANSWER_POSITIONS)
         object.__setattr__(self, "facts", _paths(self.facts, "facts"))
         object.__setattr__(self, "ab", _paths(self.ab, "ab"))
         for name in ("truthfulqa", "text"):
@@ -207,6 +236,7 @@ class HonestySuite:
             "split": self.split,
             "limit": self.limit,
             "cosine_prompts": self.cosine_prompts,
+            "answer_positions": self.answer_positions,
             "bootstrap": self.bootstrap,
             "seed": self.seed,
             "batch_size": self.batch_size,

@@ -3,8 +3,9 @@
 A facts file is scored whole (``all``) or only on the statements held out of training
 (``heldout``); with ``split="auto"`` that depends on whether a model being evaluated was tuned on
 it, which its run folder's provenance says (:func:`tuned_on`, through
-:func:`steerlab.tuning.read_run`). The hashes of what was loaded go into ``suite.json``, so a
-resumed run can tell that its data did not change.
+:func:`steerlab.tuning.read_run`). The cosine metrics read the layers and answer positions of
+:func:`~steerlab.evaluate.suite_cosine.cosine_setup`. The hashes of what was loaded (and where
+the cosine is read) go into ``suite.json``, so a resumed run can tell that nothing changed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from steerlab.data.registry import is_builtin
 from steerlab.errors import DataError
 from steerlab.evaluate.model_specs import EvalModel, unique_label
 from steerlab.evaluate.specs import perplexity_task, task_name
-from steerlab.evaluate.suite_config import COSINE_DATASET, TRUTHFULQA, HonestySuite
+from steerlab.evaluate.suite_config import (
+    COSINE_DATASET,
+    COSINE_METRICS,
+    TRUTHFULQA,
+    HonestySuite,
+    cosine_dataset,
+)
+from steerlab.evaluate.suite_cosine import CosineSetup, cosine_setup
 from steerlab.provenance import sha256_of_records
 from steerlab.tuning import read_run
 
@@ -42,8 +50,10 @@ class SuiteData:
         truthfulqa: the TruthfulQA items, or None when skipped.
         ab: per A/B file, its dataset name and items.
         text: the perplexity dataset's name and texts, or None when skipped.
-        cosine: the fact prompts of the ``cosine`` metric.
-        hashes: what ``suite.json`` records per dataset (path, split, n, sha256).
+        cosine: the statements of the cosine metrics.
+        hashes: what ``suite.json`` records per dataset (path, split, n, sha256), and for
+            the cosine metrics their statements, layers and answer positions.
+        cosine_setup: where the cosine metrics read; None when the suite has no vector.
     """
 
     facts: tuple[tuple[str, tuple[Statement, ...]], ...]
@@ -52,9 +62,14 @@ class SuiteData:
     text: tuple[str, tuple[str, ...]] | None
     cosine: tuple[Statement, ...]
     hashes: tuple[dict[str, Any], ...]
+    cosine_setup: CosineSetup | None = None
 
     def keys(self, suite: HonestySuite) -> list[tuple[str, str]]:
-        """The (metric, dataset) pairs each model gets, in order."""
+        """The (metric, dataset) pairs each model gets, in order.
+
+        Each cosine metric has its mean over layers (dataset ``facts``), then a row per
+        layer (``facts L12``...).
+        """
         out: list[tuple[str, str]] = []
         for name, _ in self.facts:
             out += [("tf_accuracy", name), ("tf_auroc", name)]
@@ -64,8 +79,10 @@ class SuiteData:
             out += [("ab_honest_rate", name), ("ab_honest_prob", name)]
         if self.text is not None:
             out.append(("perplexity", self.text[0]))
-        if suite.vector is not None:
-            out.append(("cosine", COSINE_DATASET))
+        if self.cosine_setup is not None:
+            for metric in COSINE_METRICS:
+                out.append((metric, cosine_dataset()))
+                out += [(metric, cosine_dataset(layer)) for layer in self.cosine_setup.layers]
         return out
 
 
@@ -114,12 +131,18 @@ def facts_split(
     return "all", "no evaluated model was tuned on it"
 
 
-def load_suite_data(suite: HonestySuite, tuned: Sequence[dict[str, Any]] = ()) -> SuiteData:
+def load_suite_data(
+    suite: HonestySuite,
+    tuned: Sequence[dict[str, Any]] = (),
+    representations: Sequence[dict[str, Any]] = (),
+) -> SuiteData:
     """Load every dataset of ``suite``, each facts file on its split.
 
     Args:
         suite: the suite.
         tuned: :func:`tuned_on` records (for ``split="auto"``).
+        representations: :func:`~steerlab.evaluate.suite_cosine.tuned_representations`
+            records (the cosine metrics' layers and answer positions).
 
     Raises:
         DataError: a missing or malformed file, or a ``heldout`` split with no statement.
@@ -191,4 +214,18 @@ def load_suite_data(suite: HonestySuite, tuned: Sequence[dict[str, Any]] = ()) -
             }
         )
     cosine = tuple(s for _, statements in facts for s in statements)[: suite.cosine_prompts]
-    return SuiteData(tuple(facts), truthfulqa, tuple(ab), text, cosine, tuple(hashes))
+    setup = cosine_setup(suite, representations)
+    if setup is not None:
+        hashes.append(
+            {
+                "kind": "cosine",
+                "dataset": COSINE_DATASET,
+                "n": len(cosine),
+                "sha256": sha256_of_records([s.text, s.label] for s in cosine),
+                "layers": list(setup.layers),
+                "layers_reason": setup.layers_reason,
+                "answer_positions": setup.answer_positions,
+                "positions_reason": setup.positions_reason,
+            }
+        )
+    return SuiteData(tuple(facts), truthfulqa, tuple(ab), text, cosine, tuple(hashes), setup)

@@ -13,8 +13,10 @@ bootstrap interval over items (:func:`steerlab.stats.intervals.bootstrap_ci`):
 * ``ab_honest_rate`` / ``ab_honest_prob`` (per A/B file): whether the honest letter
   (``answer_matching_behavior``) is likelier than the other, and its renormalised probability.
 * ``perplexity`` on a general text set (``exp(total NLL / total tokens)``).
-* ``cosine``: mean cosine similarity between the mean activation over an evaluation prompt's
-  tokens and a target vector, over held-out fact prompts and layers.
+* ``cosine_statement`` / ``cosine_answer``: the cosine between the activations and a target
+  vector over the statement's own tokens / over the answer position(s) the representation
+  loss uses (:mod:`~steerlab.evaluate.suite_cosine`); a row for the mean over layers
+  (dataset ``facts``) and one per layer (``facts L12``...), intervals over statements.
 
 A model steered online is steered (``add`` at every position) in every forward pass of every
 metric.
@@ -29,7 +31,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
@@ -42,12 +43,12 @@ from steerlab.evaluate.logprobs import (
     next_token_logprobs,
     token_nll,
 )
-from steerlab.evaluate.suite_config import COSINE_DATASET, TRUTHFULQA, HonestySuite
+from steerlab.evaluate.suite_config import TRUTHFULQA, HonestySuite, cosine_dataset
+from steerlab.evaluate.suite_cosine import CosineSetup, cosine_example, span_cosines
 from steerlab.evaluate.suite_data import SuiteData
 from steerlab.evaluate.suite_rows import SuiteRow
 from steerlab.evaluate.tasks import ABBehaviorTask, RunContext
 from steerlab.models import model_identity
-from steerlab.record import record
 from steerlab.stats.intervals import auroc, auroc_of_rows, bootstrap_ci, pooled_perplexity
 from steerlab.steer import SteerSpec, apply_spec
 from steerlab.vector import SteeringVector
@@ -253,50 +254,63 @@ class SuiteRunner:
             )
         ]
 
-    def cosine(self, statements: Sequence[Statement]) -> list[SuiteRow]:
-        """``cosine`` of the (steered) activations with the suite's target vector."""
+    def cosine(self, statements: Sequence[Statement], setup: CosineSetup) -> list[SuiteRow]:
+        """``cosine_statement`` and ``cosine_answer``: over layers, then a row per layer.
+
+        Each statement's value at a layer is the mean ``cos(h, v)`` over its own tokens (or
+        the answer position(s)) of the (steered) activations; rows average over statements.
+        """
         target = self.suite.vector
         assert target is not None
         target.check_compatible(model_identity(self.model))
-        layers = self.suite.layers if self.suite.layers is not None else target.layers
-        prompts = [self.prompt(s.text) for s in statements]
-        # The steering hooks are installed first, so they run before the recording hooks:
-        # what is recorded is the steered activation.
+        templates = self.suite.templates
+        examples = [
+            cosine_example(self.tokenizer, templates, s, setup.answer_positions) for s in statements
+        ]
         with self.steering():
-            activations = record(
+            by_statement, by_answer = span_cosines(
                 self.model,
                 self.tokenizer,
-                prompts,
-                list(layers),
-                position="mean",
+                examples,
+                target,
+                setup.layers,
                 batch_size=self.suite.batch_size,
                 progress=self.progress,
+                description=f"{self.label}: cosine",
             )
-        per_layer = np.stack(
-            [
-                torch.nn.functional.cosine_similarity(
-                    activations[layer].double(), target[layer].double().unsqueeze(0), dim=-1
-                ).numpy()
-                for layer in layers
-            ],
-            axis=1,
-        )  # (n_prompts, n_layers)
-        per_prompt = per_layer.mean(axis=1)
-        extra = {
-            "layers": {str(layer): float(per_layer[:, k].mean()) for k, layer in enumerate(layers)}
-        }
-        return [
-            suite_row(
-                self.label,
-                "cosine",
-                COSINE_DATASET,
-                float(per_prompt.mean()),
-                per_prompt,
-                None,
-                self.suite,
-                extra,
+        rows: list[SuiteRow] = []
+        for metric, where, values in (
+            ("cosine_statement", "statement", by_statement),
+            ("cosine_answer", setup.answer_positions, by_answer),
+        ):
+            per_statement = values.mean(axis=1)  # (n_statements,): the mean over layers
+            extra = {"layers": list(setup.layers), "positions": where}
+            rows.append(
+                suite_row(
+                    self.label,
+                    metric,
+                    cosine_dataset(),
+                    float(per_statement.mean()),
+                    per_statement,
+                    None,
+                    self.suite,
+                    extra,
+                )
             )
-        ]
+            for k, layer in enumerate(setup.layers):
+                rows.append(
+                    suite_row(
+                        self.label,
+                        metric,
+                        cosine_dataset(layer),
+                        float(values[:, k].mean()),
+                        values[:, k],
+                        None,
+                        self.suite,
+                        {"layer": layer, "positions": where},
+                    )
+                )
+        return rows
 
     def run(self, data: SuiteData) -> list[SuiteRow]:
         """Every metric's rows, in the order of :meth:`SuiteData.keys`."""
@@ -309,8 +323,8 @@ class SuiteRunner:
             rows += self.ab(name, items)
         if data.text is not None:
             rows += self.perplexity(*data.text)
-        if self.suite.vector is not None:
-            rows += self.cosine(data.cosine)
+        if data.cosine_setup is not None:
+            rows += self.cosine(data.cosine, data.cosine_setup)
         return rows
 
 

@@ -73,11 +73,24 @@ class SuiteResult:
         return list(dict.fromkeys((r.metric, r.dataset) for r in self.rows))
 
     def value(self, model: str, metric: str, dataset: str | None = None) -> SuiteRow:
-        """The row of ``model``'s ``metric`` on ``dataset`` (None: its only dataset).
+        """The row of ``model``'s ``metric`` on ``dataset``.
+
+        ``dataset=None`` takes the metric's only dataset; for the cosine metrics, whose rows
+        are a mean over layers (``facts``) and one per layer (``facts L12``...), the mean.
+        ``"cosine"`` on a result without such rows is a deprecated alias of
+        ``"cosine_statement"`` (the old row averaged the whole prompt, template included).
 
         Raises:
             SpecError: no such row, or ``dataset=None`` where the metric has several.
         """
+        if metric == "cosine" and not any(r.metric == "cosine" for r in self.rows):
+            warnings.warn(
+                "the suite's 'cosine' row is now 'cosine_statement' (the statement's tokens; "
+                "'cosine_answer': the answer position)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            metric = "cosine_statement"
         matches = [
             r
             for r in self.rows
@@ -86,6 +99,10 @@ class SuiteResult:
         if not matches:
             where = "" if dataset is None else f" on {dataset!r}"
             raise SpecError(f"no {metric!r} row{where} for model {model!r}")
+        if len(matches) > 1 and dataset is None:
+            # Per-layer rows carry their layer: without a dataset, the mean over layers.
+            overall = [r for r in matches if "layer" not in r.extra]
+            matches = overall if len(overall) == 1 else matches
         if len(matches) > 1:
             names = ", ".join(r.dataset for r in matches)
             raise SpecError(f"metric {metric!r} has several datasets ({names}); name one")
@@ -186,13 +203,26 @@ class SuiteResult:
         }
 
     def data_summary(self) -> list[str]:
-        """One line per facts file: the split scored, why, and how many statements."""
-        return [
-            f"true/false statements {d['dataset']}: split {d['split']} "
-            f"({d.get('split_reason', '')}), n = {d['n']}"
-            for d in self.config.get("data", [])
-            if isinstance(d, dict) and d.get("kind") == "facts" and d.get("split")
-        ]
+        """One line per facts file (the split scored, why, how many statements), and one for
+        the cosine metrics (their layers and answer positions, and why)."""
+        lines = []
+        for d in self.config.get("data", []):
+            if not isinstance(d, dict):
+                continue
+            if d.get("kind") == "facts" and d.get("split"):
+                lines.append(
+                    f"true/false statements {d['dataset']}: split {d['split']} "
+                    f"({d.get('split_reason', '')}), n = {d['n']}"
+                )
+            elif d.get("kind") == "cosine" and d.get("layers"):
+                layers = ", ".join(str(layer) for layer in d["layers"])
+                lines.append(
+                    f"cosine to the vector: layers {layers} ({d.get('layers_reason', '')}); "
+                    "cosine_statement over each statement's tokens, cosine_answer over "
+                    f"positions {d.get('answer_positions')!r} ({d.get('positions_reason', '')}); "
+                    f"n = {d.get('n')} statements"
+                )
+        return lines
 
     def save(self, output_dir: str | os.PathLike[str]) -> list[Path]:
         """Write ``results.jsonl``, ``suite.json`` (when known), the tables and the bar plots.
@@ -210,11 +240,13 @@ class SuiteResult:
         with atomic_write(out / TABLE_MD) as handle:
             handle.write(self.table_markdown())
         written += [out / TABLE_CSV, out / TABLE_MD]
-        if self.rows:
+        # One panel per metric and dataset: the per-layer cosine rows stay in the tables.
+        plotted = [r for r in self.rows if "layer" not in r.extra]
+        if plotted:
             # Imported here: matplotlib takes a while to import, and only saving draws.
             from steerlab.report.bars import plot_suite_bars
 
-            written += plot_suite_bars(self.rows, out / BARS)
+            written += plot_suite_bars(plotted, out / BARS)
         return written
 
     @classmethod

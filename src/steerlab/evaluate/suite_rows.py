@@ -47,12 +47,15 @@ class SuiteRow:
     Attributes:
         model: the model's label.
         metric: one of :data:`METRICS`.
-        dataset: the dataset's name (file stem, built-in name, ``truthfulqa``, ``facts``).
+        dataset: the dataset's name (file stem, built-in name, ``truthfulqa``, ``facts``;
+            ``facts L12`` for a cosine metric at one layer).
         value: the metric's value (NaN when undefined, e.g. AUROC with one class).
         low: lower end of the 95% percentile bootstrap interval.
         high: upper end of the interval.
         n: items behind the value (statements, questions, texts, prompts).
-        extra: further facts (``cosine``: per-layer means; ``perplexity``: token count).
+        extra: further facts (cosine metrics: ``layers`` of the mean over layers or the
+            ``layer`` of a per-layer row, and the ``positions`` read; ``perplexity``: token
+            count).
     """
 
     model: str

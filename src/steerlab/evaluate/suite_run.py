@@ -27,6 +27,7 @@ from steerlab.errors import SpecError
 from steerlab.evaluate.jsonl import read_rows, write_rows
 from steerlab.evaluate.model_specs import EvalModel, check_sources, model_entries
 from steerlab.evaluate.suite_config import HonestySuite, resolve_suite
+from steerlab.evaluate.suite_cosine import tuned_representations
 from steerlab.evaluate.suite_data import load_suite_data, tuned_on
 from steerlab.evaluate.suite_metrics import SuiteRunner
 from steerlab.evaluate.suite_result import (
@@ -44,8 +45,12 @@ from steerlab.steer import SteerSpec
 
 __all__ = ["FORMAT", "evaluate_models"]
 
-FORMAT = "steerlab.suite/1"
-"""The ``format`` of ``suite.json``."""
+FORMAT = "steerlab.suite/2"
+"""The ``format`` of ``suite.json``.
+
+Format 2: the cosine rows read the statement's tokens and the answer position(s), per layer
+and over layers (``cosine_statement``, ``cosine_answer``); format 1 had one ``cosine`` row
+averaged over every token of the prompt. A folder of another format is not resumed."""
 
 
 def _release() -> None:
@@ -100,7 +105,7 @@ def evaluate_models(
     """
     entries = model_entries(models)
     suite = resolve_suite(suite)
-    data = load_suite_data(suite, tuned_on(entries))
+    data = load_suite_data(suite, tuned_on(entries), tuned_representations(entries))
     keys = data.keys(suite)
     config: dict[str, Any] = {
         "format": FORMAT,
@@ -116,8 +121,12 @@ def evaluate_models(
         config_path = out / CONFIG
         if resume and config_path.is_file():
             previous = read_config(config_path)
-            if (previous.get("format"), previous.get("settings"), previous.get("data")) != (
-                FORMAT,
+            if previous.get("format") != FORMAT:
+                raise SpecError(
+                    f"{out} holds a suite run of format {previous.get('format')!r}, not "
+                    f"{FORMAT!r} (its rows differ); use another output folder or resume=False"
+                )
+            if (previous.get("settings"), previous.get("data")) != (
                 config["settings"],
                 config["data"],
             ):

@@ -31,6 +31,8 @@ METRIC_TITLES: dict[str, str] = {
     "ab_honest_prob": "A/B P(honest answer)",
     "perplexity": "perplexity (lower is better)",
     "cosine": "cosine with the honesty vector",
+    "cosine_statement": "vector cosine: statement tokens",
+    "cosine_answer": "vector cosine: answer position",
 }
 """Readable panel titles per metric (others use the metric name)."""
 
