@@ -72,7 +72,7 @@ def test_representation_tuning_raises_the_cosine_on_held_out_prompts(smol, tmp_p
     """A short LoRA tuning toward the honesty vector moves held-out activations toward it."""
     from steerlab import load_model
     from steerlab.data import builtin_pairs
-    from steerlab.evaluate.suite import EvalModel, HonestySuite, evaluate
+    from steerlab.evaluate import EvalModel, HonestySuite, evaluate_models
     from steerlab.extract import extract
     from steerlab.tuning.finetune import FinetuneConfig
     from steerlab.tuning.represent import RepresentationConfig, tune
@@ -99,8 +99,8 @@ def test_representation_tuning_raises_the_cosine_on_held_out_prompts(smol, tmp_p
         EvalModel("untuned", model=model, tokenizer=tokenizer),
         EvalModel("tuned", model=result.model, tokenizer=tokenizer),
     ]
-    report = evaluate(models, None, suite, progress=False)
-    before = report.value("untuned", "cosine")
-    after = report.value("tuned", "cosine")
+    report = evaluate_models(models, None, suite, progress=False)
+    before = report.value("untuned", "cosine_statement")
+    after = report.value("tuned", "cosine_statement")
     # Held-out prompts (facts never trained on): the whole interval moves up.
     assert after.low > before.high, (before, after)
