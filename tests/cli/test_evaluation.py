@@ -46,7 +46,8 @@ def test_eval_compares_models_and_online_steering(setup: dict[str, Path], tmp_pa
     models = {row["model"] for row in rows}
     assert len(models) == 3
     metrics = {row["metric"] for row in rows}
-    assert {"tf_accuracy", "tf_auroc", "ab_honest_rate", "perplexity", "cosine"} <= metrics
+    assert {"tf_accuracy", "tf_auroc", "ab_honest_rate", "perplexity"} <= metrics
+    assert {"cosine_statement", "cosine_answer"} <= metrics
     suite = json.loads((out / "suite.json").read_text())
     # The cosine layers default to the tuned run's layers.
     assert suite["settings"]["layers"] == [1, 2]
