@@ -1,5 +1,23 @@
 """steerlab: steer language models through their internal representations, and measure the cost.
 
+Every function behind a CLI command is importable from here under its own name:
+
+============================  ==========================================
+``steerlab extract``          :func:`extract`
+``steerlab info``             :meth:`SteeringVector.load` / ``describe``
+``steerlab generate``         :func:`generate`
+``steerlab diff``             :func:`model_diff`
+``steerlab compare``          :func:`compare`
+``steerlab sweep``            :func:`sweep`
+``steerlab matrix``           :func:`steering_matrix`
+``steerlab eval``             :func:`evaluate_models`
+``steerlab finetune``         :func:`finetune`
+``steerlab tune``             :func:`tune`
+``steerlab dataset qa``       :func:`answer_questions`
+``steerlab dataset pairs``    :func:`pair_honest_deceptive`
+``steerlab demo``             :func:`run_demo`
+============================  ==========================================
+
 Quick start::
 
     import steerlab as sl
@@ -7,60 +25,112 @@ Quick start::
     pairs = sl.load_pairs("pairs.jsonl")
     vector = sl.extract(model, tokenizer, pairs, method="pca_diff", layers="all")
     vector.save("honesty.safetensors")
-    with sl.steer(model, vector, coefficient=4.0, layers=[15]):
+    with sl.steer(model, vector, coefficient=0.2, layers=[15], scale="norm"):
         ...
     run = sl.tune(model, tokenizer, vector, chats, "runs/honest",
                   sl.RepresentationConfig(layers=(12, 13, 14), rep_weight=1.0))
-    report = sl.evaluate(["default", "runs/honest"], "runs/eval", sl.HonestySuite(vector=vector))
+    report = sl.evaluate_models(["default", "runs/honest"], "runs/eval",
+                                sl.HonestySuite(vector=vector))
+
+``steerlab.evaluate`` is the evaluation package; calling it (``sl.evaluate(...)``) still
+works but is deprecated in favour of :func:`evaluate_models`.
 """
 
-from steerlab import evaluate  # the package; callable: evaluate(models, output_dir, suite)
+from steerlab import evaluate  # the package (calling it is deprecated: use evaluate_models)
 from steerlab.chat import format_chat
-from steerlab.data import ContrastPair, builtin_pairs, load_pairs, pairs_from_ab
-from steerlab.errors import SteerlabError
-from steerlab.evaluate import SweepResult, sweep
-from steerlab.evaluate.suite import EvalModel, HonestySuite, SuiteResult
-from steerlab.extract import extract
-from steerlab.generate import generate
+from steerlab.data import (
+    Chat,
+    ContrastPair,
+    builtin_pairs,
+    load_chats,
+    load_pairs,
+    pairs_from_ab,
+)
+from steerlab.data.qa import answer_questions, pair_honest_deceptive
+from steerlab.demo import run_demo
+from steerlab.errors import SteerlabError, SteerlabWarning
+from steerlab.evaluate import (
+    EvalModel,
+    HonestySuite,
+    MatrixResult,
+    MatrixSettings,
+    SuiteResult,
+    SweepFit,
+    SweepResult,
+    evaluate_models,
+    steering_matrix,
+    sweep,
+)
+from steerlab.extract import Comparison, compare, extract
+from steerlab.extract.model_diff import model_diff
+from steerlab.generate import Generation, generate
 from steerlab.layers import find_layers
 from steerlab.models import load_model, model_identity
 from steerlab.provenance import library_version
-from steerlab.record import TextExample, record, record_tokens
-from steerlab.steer import SteerSpec, steer
-from steerlab.tuning.finetune import FinetuneConfig
-from steerlab.tuning.represent import RepresentationConfig, tune
-from steerlab.tuning.sources import tuning_chats
+from steerlab.record import TextExample, measure_activation_norms, record, record_tokens
+from steerlab.steer import SCALES, SteerSpec, steer
+from steerlab.tuning import (
+    FinetuneConfig,
+    FinetuneResult,
+    RepresentationConfig,
+    RunRecord,
+    finetune,
+    read_run,
+    tune,
+    tuning_chats,
+)
 from steerlab.vector import SteeringVector, VectorMetadata
 
 __version__ = library_version()
 
 __all__ = [
+    "SCALES",
+    "Chat",
+    "Comparison",
     "ContrastPair",
     "EvalModel",
     "FinetuneConfig",
+    "FinetuneResult",
+    "Generation",
     "HonestySuite",
+    "MatrixResult",
+    "MatrixSettings",
     "RepresentationConfig",
+    "RunRecord",
     "SteerSpec",
     "SteeringVector",
     "SteerlabError",
+    "SteerlabWarning",
     "SuiteResult",
+    "SweepFit",
     "SweepResult",
     "TextExample",
     "VectorMetadata",
     "__version__",
+    "answer_questions",
     "builtin_pairs",
+    "compare",
     "evaluate",
+    "evaluate_models",
     "extract",
     "find_layers",
+    "finetune",
     "format_chat",
     "generate",
+    "load_chats",
     "load_model",
     "load_pairs",
+    "measure_activation_norms",
+    "model_diff",
     "model_identity",
+    "pair_honest_deceptive",
     "pairs_from_ab",
+    "read_run",
     "record",
     "record_tokens",
+    "run_demo",
     "steer",
+    "steering_matrix",
     "sweep",
     "tune",
     "tuning_chats",
