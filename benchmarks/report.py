@@ -8,6 +8,7 @@ target, "info only") in the summary. The file is written whole and atomically, w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +126,33 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+_KEPT = re.compile(r"<!-- begin:(?P<name>[\w-]+) -->\n.*?<!-- end:(?P=name) -->\n", re.S)
+
+
+def kept_sections(text: str) -> dict[str, str]:
+    """Sections other scripts own (``make parity``, the gibberish measurement), by name."""
+    return {m.group("name"): m.group(0) for m in _KEPT.finditer(text)}
+
+
 def write_report(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a reader never sees half a report)."""
+    """Write ``text`` to ``path`` atomically (a reader never sees half a report), keeping at
+    its end the sections other scripts wrote there (see :func:`update_section`)."""
+    previous = path.read_text(encoding="utf-8") if path.is_file() else ""
+    kept = [s for name, s in kept_sections(previous).items() if name not in kept_sections(text)]
+    with atomic_write(path) as handle:
+        handle.write(text + ("\n" + "\n".join(kept) if kept else ""))
+
+
+def update_section(path: Path, name: str, markdown: str) -> None:
+    """Put ``markdown`` in ``path`` as the section ``name`` (replacing an earlier one, or at
+    the end), atomically; the benchmark runner keeps such sections when it rewrites the file.
+    """
+    previous = path.read_text(encoding="utf-8") if path.is_file() else ""
+    block = f"<!-- begin:{name} -->\n{markdown.rstrip()}\n<!-- end:{name} -->\n"
+    sections = kept_sections(previous)
+    if name in sections:
+        text = previous.replace(sections[name], block)
+    else:
+        text = previous.rstrip("\n") + ("\n\n" if previous else "") + block
     with atomic_write(path) as handle:
         handle.write(text)

@@ -113,3 +113,19 @@ def test_the_suite_declares_one_module_per_benchmark():
 @pytest.mark.parametrize("values, text", [([1.0], "n/a (1 round)"), ([1.5, 1.0], "1.000-1.500")])
 def test_spread(values, text):
     assert harness.spread(values) == text
+
+
+def test_sections_of_other_scripts_survive_a_rewrite(tmp_path):
+    from benchmarks.report import kept_sections, update_section, write_report
+
+    path = tmp_path / "BENCHMARKS.md"
+    write_report(path, "# Benchmarks\n\nfirst run\n")
+    update_section(path, "parity", "## Parity\n\ncosine 1.0\n")
+    update_section(path, "gibberish", "## Gibberish\n\nr = 0.5\n")
+    update_section(path, "parity", "## Parity\n\ncosine 0.9999999\n")  # replaced in place
+    write_report(path, "# Benchmarks\n\nsecond run\n")
+    text = path.read_text()
+    assert text.startswith("# Benchmarks\n\nsecond run\n")
+    assert "first run" not in text and "cosine 1.0\n" not in text
+    assert list(kept_sections(text)) == ["parity", "gibberish"]
+    assert "cosine 0.9999999" in kept_sections(text)["parity"]
