@@ -20,7 +20,7 @@ Usage:
     make parity            # builds .venv-peers once, then runs this
     .venv/bin/python benchmarks/peers/parity.py --peers-python .venv-peers/bin/python \
         --out benchmarks/peers/out
-Writes OUT/parity.json and OUT/parity.md (the section pasted into BENCHMARKS.md).
+Writes OUT/parity.json and the section "parity" of BENCHMARKS.md (`--report`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ import steerlab as sl
 from steerlab.data.pairs import pair_examples
 from steerlab.models import default_model_folder
 from steerlab.provenance import atomic_write, git_revision, utc_now
+
+# The repository root, so that the `benchmarks` package (its report writer) imports.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.report import update_section
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1].parent / "shared" / "data"
@@ -91,6 +95,7 @@ def main() -> None:
     parser.add_argument("--peers-python", default=".venv-peers/bin/python")
     parser.add_argument("--out", type=Path, default=HERE / "out")
     parser.add_argument("--shared", type=Path, default=SHARED)
+    parser.add_argument("--report", type=Path, default=HERE.parents[1] / "BENCHMARKS.md")
     args = parser.parse_args()
     threads = int(os.environ.get("STEERLAB_THREADS") or min(8, os.cpu_count() or 1))
     torch.set_num_threads(threads)
@@ -186,13 +191,22 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.out / "parity.json") as handle:
         json.dump(result, handle, indent=2)
-    with atomic_write(args.out / "parity.md") as handle:
-        handle.write(markdown(result))
+    update_section(args.report, "parity", markdown(result))
     print(markdown(result))
 
 
 def markdown(result: dict) -> str:
     lines = [
+        "## Same numbers everywhere: transformers 4.x, steering-vectors, repeng",
+        "",
+        "`make parity` (benchmarks/peers/parity.py): the embedded model's cached checkpoint "
+        "read by transformers 4.x in a separate venv, and steerlab's extraction methods against "
+        "the peers' on the same rendered pair texts (16 built-in happy/sad pairs; 256 CAA "
+        "sycophancy pairs), every layer. repeng reads the last layer after the final norm, "
+        "steerlab the block's output: that layer is shown apart. Times are one run each, all "
+        "layers, each tool at its defaults (steering-vectors: batch 1; repeng: batch 32; "
+        "steerlab: batch 16).",
+        "",
         f"Run {result['date']} (git {result['git_revision'] or 'n/a'}), {result['machine']}, "
         f"{result['threads']} torch threads. steerlab: transformers "
         f"{result['ours']['transformers']}, torch {result['ours']['torch']}. Peers' venv: "
