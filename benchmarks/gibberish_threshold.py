@@ -5,12 +5,10 @@ layers), generates greedy continuations of a few prompts at both signs of a grid
 strengths, given as a fraction r of each steered layer's activation norm (`scale="norm"`),
 steering one middle layer (15) or seven (12-18, the README's setting). Fluency is the
 perplexity of each continuation under the *unsteered* model (given the prompt), relative to
-the unsteered continuation's; a continuation counts as gibberish when that ratio exceeds
-`GIBBERISH_PPL_RATIO` or when fewer than half its tokens are distinct (loops such as
-"!!!!!!"). `steerlab.steer.GIBBERISH_RATIO` is the largest per-layer r at which no continuation
-of the single-layer setting is gibberish, rounded down to the grid; the seven-layer setting
-reaches gibberish earlier per layer (its pushes add up in the residual stream), which the
-table shows.
+the unsteered continuation's. The table counts continuations with a ratio above
+`GIBBERISH_PPL_RATIO` or fewer than half their tokens distinct (loops such as "!!!!!!"), and
+gives the median ratio, on which `steerlab.steer.GIBBERISH_RATIO` rests: the pushes add up over
+the steered layers, so the warning compares their per-layer ratios summed with it.
 
 Usage: .venv/bin/python benchmarks/gibberish_threshold.py [--out DIR]
 Writes DIR/gibberish.json and DIR/gibberish.png (default benchmarks/out/gibberish) and the

@@ -88,6 +88,11 @@ def test_warns_above_the_threshold_and_not_below():
     # Per-row coefficients: the largest counts; ablation pushes nothing.
     assert len(_warnings_of(model, vector, [0.0, 0.9], layers=[1], scale="norm")) == 1
     assert _warnings_of(model, vector, 1.0, layers=[1], operator="ablate") == []
+    # Over several layers the pushes add up (the measurement behind the threshold).
+    per_layer = GIBBERISH_RATIO / 3
+    assert _warnings_of(model, vector, per_layer * 0.9, layers=[0, 1, 2], scale="norm") == []
+    several = _warnings_of(model, vector, per_layer * 1.1, layers=[0, 1, 2], scale="norm")
+    assert len(several) == 1 and "over 3 layers" in str(several[0].message)
     # Without recorded norms there is nothing to compare with, so no warning.
     assert _warnings_of(model, random_vector(model, norms=False), 100.0, layers=[1]) == []
 
