@@ -6,6 +6,8 @@
   :mod:`~steerlab.evaluate.scorers`.
 * The honesty suite (:func:`evaluate_models`, :class:`HonestySuite`, :class:`EvalModel`,
   :class:`SuiteResult`): models compared on honesty and capability metrics.
+* Calibration (:func:`calibrate`, :class:`Calibration`, :class:`CalibrationFit`): a quick
+  sweep of both signs that recommends a coefficient per sign and stores it in the vector.
 * The steering matrix (:func:`steering_matrix`, :class:`MatrixSettings`,
   :class:`MatrixResult`): every vector x operator x normalisation x layer mode x coefficient.
 
@@ -24,6 +26,8 @@ import types
 import warnings
 from collections.abc import Sequence
 
+from steerlab.evaluate.calibrate import Calibration, calibrate
+from steerlab.evaluate.calibrate_fit import CalibrationFit
 from steerlab.evaluate.estimates import Estimate
 from steerlab.evaluate.matrix import (
     AnswerChangeScorer,
@@ -120,6 +124,8 @@ __all__ = [
     "AgreementScorer",
     "AnswerChangeScorer",
     "BaseScorer",
+    "Calibration",
+    "CalibrationFit",
     "ContinuationBehaviorTask",
     "Estimate",
     "EvalModel",
@@ -149,6 +155,7 @@ __all__ = [
     "auroc",
     "behavior_task",
     "bootstrap_ci",
+    "calibrate",
     "check_sources",
     "empirical_estimates",
     "evaluate_models",
