@@ -78,19 +78,6 @@ def test_both_entry_points_are_the_same_app() -> None:
     assert package.main is module.main
 
 
-def test_old_module_paths_still_register_their_commands() -> None:
-    from steerlab.cli_dataset import register as register_dataset
-    from steerlab.cli_finetune import register as register_finetune
-    from steerlab.cli_tune import register as register_tune
-
-    app = typer.Typer()
-    for register in (register_dataset, register_finetune, register_tune):
-        register(app)
-    names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
-    assert names == {"finetune", "tune", "eval"}
-    assert [group.name for group in app.registered_groups] == ["dataset"]
-
-
 # -- the package's shape: leaf modules, no cycle, nothing imports the CLI -------------------
 
 
@@ -135,7 +122,7 @@ assert all(callable(getattr(module, name, None)) for name in names), names
 
 def test_nothing_outside_the_cli_imports_it() -> None:
     src = CLI_DIR.parent
-    shims = {"cli_dataset.py", "cli_finetune.py", "cli_tune.py", "__main__.py"}
+    shims = {"__main__.py"}
     offenders = [
         str(path.relative_to(src))
         for path in src.rglob("*.py")

@@ -11,7 +11,6 @@ from qa_samples import DECEPTION, QUESTIONS, chat, write_jsonl, write_text
 from typer.testing import CliRunner, Result
 
 from conftest import make_model
-from steerlab.cli_dataset import register
 from steerlab.data import ContrastPair, load_pairs
 from steerlab.data.qa import (
     QAExample,
@@ -88,13 +87,9 @@ def test_study_files_pair_up(tmp_path: Path) -> None:
 
 
 def make_app() -> typer.Typer:
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    """steerlab's app (the ``dataset`` group is registered there)."""
+    from steerlab.cli import app
 
-    @app.callback()
-    def root() -> None:
-        """Test root."""
-
-    register(app)
     return app
 
 

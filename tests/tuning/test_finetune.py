@@ -17,7 +17,6 @@ from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner, Result
 
 from conftest import make_model
-from steerlab.cli_finetune import register
 from steerlab.data.chats import load_chats
 from steerlab.errors import SpecError
 from steerlab.models import load_model
@@ -288,16 +287,10 @@ def test_subclass_losses_are_added_and_logged(base_dir: Path, tmp_path: Path) ->
 
 
 def cli_app() -> typer.Typer:
-    """steerlab's app once cli.py registers `finetune`; until then a fresh app with it."""
-    from steerlab.cli import app, root
+    """steerlab's app (the ``finetune`` command is registered there)."""
+    from steerlab.cli import app
 
-    names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
-    if "finetune" in names:
-        return app
-    fresh = typer.Typer(pretty_exceptions_enable=False)
-    fresh.callback()(root)
-    register(fresh)
-    return fresh
+    return app
 
 
 def invoke(args: list[str]) -> Result:

@@ -209,7 +209,7 @@ def compare(
     ] = None,
 ) -> None:
     """Cosine similarity per layer for every pair of vectors, and their norms."""
-    from steerlab.compare import compare as run_compare
+    from steerlab.extract import compare as run_compare
     from steerlab.vector import SteeringVector
 
     if output is not None:

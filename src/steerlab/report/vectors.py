@@ -1,7 +1,7 @@
 """Plot of steering vectors compared per layer: cosine similarity of each pair, and their norms.
 
 Takes a comparison's rows (objects with ``a``, ``b``, ``layer``, ``cosine``, ``norm_a`` and
-``norm_b``, as :class:`steerlab.compare.Comparison` holds), never a vector or a model.
+``norm_b``, as :class:`steerlab.Comparison` holds), never a vector or a model.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def plot_comparison(comparison: Any, out_base: Path) -> list[Path]:
     """Cosine similarity per layer for each vector pair (top) and vector norms (bottom).
 
     Args:
-        comparison: a :class:`steerlab.compare.Comparison`.
+        comparison: a :class:`steerlab.Comparison`.
         out_base: path without suffix; ``.png`` and ``.svg`` are written.
     """
     pairs = list(dict.fromkeys((r.a, r.b) for r in comparison.rows))
