@@ -26,6 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` packag
 
 from benchmarks import (
     bench_batched_coefficients,
+    bench_calibrate,
     bench_diff_cost,
     bench_extract,
     bench_finetune_throughput,
@@ -44,6 +45,7 @@ BENCHMARKS: list[Benchmark] = [
     bench_finetune_throughput.BENCHMARK,
     bench_diff_cost.BENCHMARK,
     bench_represent_step.BENCHMARK,
+    bench_calibrate.BENCHMARK,
 ]
 
 if __name__ == "__main__":
