@@ -868,7 +868,9 @@ def test_os_error_on_a_named_file_is_a_one_line_user_error(
     def full_disk(self: Any, out_dir: Any) -> list[Path]:
         raise OSError(28, "No space left on device", str(Path(out_dir) / "cosine.csv"))
 
-    monkeypatch.setattr("steerlab.extract.comparison.Comparison.save", full_disk)
+    from steerlab.extract.comparison import Comparison
+
+    monkeypatch.setattr(Comparison, "save", full_disk)
     vec = str(fixtures / "vec.safetensors")
     result = invoke(["compare", vec, vec, "-o", str(tmp_path / "cmp")])
     assert result.exit_code == 1
