@@ -93,9 +93,11 @@ def run(ctx: Context) -> BenchResult:
         "sequences of about 60-70 tokens, batched 32 rows per forward pass.",
         f"Recommended: {picks or 'none'} (perplexity bound x{result.fit.perplexity_bound:g}); "
         f"behaviour: {result.behavior}.",
-        f"CPU time of the calibrating process per round: {spread(cpu, '{:.1f}')} s "
-        f"(median {statistics.median(cpu):.1f} s); with {THREADS} threads on free cores the "
-        "wall time is roughly half of it, a check on contended rounds.",
+        f"CPU time of the calibrating process: median {statistics.median(cpu):.1f} s over "
+        f"{len(cpu)} round(s). With {THREADS} threads on free cores the wall time is roughly "
+        "half of it: a check on contended rounds, where other processes took the cores.",
+        f"torch ran at {THREADS} threads inside this benchmark whatever the runner chose; the "
+        "runner's thread line below reports its own choice, restored afterwards.",
         "The vector's extraction and the model load are not timed.",
     ]
     return BenchResult(
