@@ -18,6 +18,7 @@ import os
 import sys
 import traceback
 import typing
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -94,6 +95,11 @@ def print_error(message: str) -> None:
 def print_note(message: str) -> None:
     """An informational one-liner on stdout (with the command's other progress lines)."""
     console.print(f"note: {message}", highlight=False, soft_wrap=True)
+
+
+def print_note_stderr(message: str) -> None:
+    """:func:`print_note` on stderr, for commands whose stdout is data (``--json``)."""
+    typer.echo(f"note: {message}", err=True)
 
 
 class OneLineErrorGroup(TyperGroup):
@@ -296,6 +302,31 @@ def deprecated_option(command: str, old: str, new: str, old_value: Any, new_valu
     return old_value
 
 
+def steering_scale(
+    command: str,
+    scale: str | None,
+    normalize: bool | None,
+    scale_by_norm: bool | None,
+    default: str,
+    note: Callable[[str], None] | None = None,
+) -> str:
+    """The ``--scale`` of a command, or what the deprecated ``--normalize`` /
+    ``--scale-by-norm`` flags mean (with a one-line notice); both at once must agree."""
+    from steerlab.steer import resolve_scale
+
+    if normalize is None and scale_by_norm is None:
+        return resolve_scale(scale, None, None, default=default)
+    with warnings.catch_warnings():  # the notice below says it, in the CLI's words
+        warnings.simplefilter("ignore", DeprecationWarning)
+        implied = resolve_scale(scale, bool(normalize), bool(scale_by_norm))
+    (note or print_note)(
+        f"'{command} --normalize/--scale-by-norm' are deprecated; use --scale {implied}"
+        if implied != "vector_norm"
+        else f"'{command} --scale-by-norm' without --normalize is deprecated; use --scale norm"
+    )
+    return implied
+
+
 # -- options shared by several commands ------------------------------------------------------
 
 ModelOpt = Annotated[
@@ -305,6 +336,21 @@ DtypeOpt = Annotated[
     str | None, typer.Option("--dtype", help="float32, bfloat16, float16 or auto.")
 ]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, mps...")]
+ScaleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scale",
+        help="What the coefficients are measured in: vector (as extracted), unit (its unit "
+        "direction) or norm (a fraction of each layer's activation norm).",
+    ),
+]
+NormalizeOpt = Annotated[
+    bool | None, typer.Option("--normalize/--no-normalize", hidden=True, help="Deprecated.")
+]
+ScaleByNormOpt = Annotated[
+    bool | None,
+    typer.Option("--scale-by-norm/--no-scale-by-norm", hidden=True, help="Deprecated."),
+]
 LayersPathOpt = Annotated[
     str | None,
     typer.Option("--layers-path", help="Dotted path of the decoder block list, if not found."),

@@ -14,6 +14,9 @@ from steerlab.cli.common import (
     JudgeModelOpt,
     JudgeUrlOpt,
     ModelOpt,
+    NormalizeOpt,
+    ScaleByNormOpt,
+    ScaleOpt,
     check_count,
     check_number,
     check_output,
@@ -21,6 +24,8 @@ from steerlab.cli.common import (
     console,
     friendly_errors,
     parse_coefficients,
+    print_note,
+    steering_scale,
 )
 from steerlab.errors import SpecError
 
@@ -52,10 +57,9 @@ def sweep(
     ] = "-8:8:17",
     layers: Annotated[str, typer.Option(help="Layers to steer.")] = "all",
     operator: Annotated[str, typer.Option(help="add, ablate or clamp.")] = "add",
-    normalize: Annotated[bool, typer.Option(help="Unit direction per layer (the study's).")] = True,
-    scale_by_norm: Annotated[
-        bool, typer.Option(help="Coefficient as a fraction of the layer's activation norm.")
-    ] = False,
+    scale: ScaleOpt = None,
+    normalize: NormalizeOpt = None,
+    scale_by_norm: ScaleByNormOpt = None,
     aligned: Annotated[
         str, typer.Option(help="Which A/B answer is aligned: matching or not_matching.")
     ] = "matching",
@@ -90,7 +94,9 @@ def sweep(
     from steerlab.vector import SteeringVector
 
     values = parse_coefficients(coefficients)
-    steer_spec = SteerSpec(operator=operator)  # type: ignore[arg-type]  # checked before loading
+    # The study's convention is the unit direction times r_e: the default, said in the output.
+    chosen_scale = steering_scale("sweep", scale, normalize, scale_by_norm, default="unit")
+    steer_spec = SteerSpec(operator=operator, scale=chosen_scale)  # type: ignore[arg-type]  # checked before loading
     if aligned not in ("matching", "not_matching"):
         raise SpecError(f"--aligned {aligned!r} is not matching or not_matching")
     check_count(limit, "--limit")
@@ -130,8 +136,7 @@ def sweep(
         tasks,
         layers=layers,
         operator=steer_spec.operator,
-        normalize=normalize,
-        scale_by_norm=scale_by_norm,
+        scale=chosen_scale,  # type: ignore[arg-type]
         output_dir=output,
         batch_size=batch_size,
         coefficients_per_batch=coefficients_per_batch,
@@ -139,6 +144,14 @@ def sweep(
         estimates=estimates,
     )
     console.print(result.table())
+    print_note(
+        f"coefficients are r in scale '{chosen_scale}'"
+        + (
+            " (the study's convention: the unit direction times r_e)"
+            if chosen_scale == "unit"
+            else ""
+        )
+    )
     console.print(result.summary(), highlight=False)  # what was swept, then the fits
     console.print(f"wrote {output}/results.jsonl, fit.json and plots")
 

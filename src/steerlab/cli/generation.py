@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,12 +15,18 @@ from steerlab.cli.common import (
     DtypeOpt,
     LayersPathOpt,
     ModelOpt,
+    NormalizeOpt,
+    ScaleByNormOpt,
+    ScaleOpt,
     check_count,
     check_number,
     check_vector_fits,
     console,
     friendly_errors,
     parse_coefficients,
+    print_note,
+    print_note_stderr,
+    steering_scale,
 )
 from steerlab.errors import SpecError
 
@@ -35,13 +42,16 @@ def generate(
         str | None, typer.Option(help="Layers to steer (default: all the vector has).")
     ] = None,
     coefficients: Annotated[
-        str, typer.Option(help="Comma list (-6,0,6) or start:stop:count (-8:8:17).")
+        str,
+        typer.Option(
+            help="Comma list (-0.3,0,0.3), start:stop:count (-0.4:0.4:9), or 'auto': the "
+            "coefficients `steerlab calibrate --write` stored in the vector."
+        ),
     ] = "0",
     operator: Annotated[str, typer.Option(help="add, ablate or clamp.")] = "add",
-    normalize: Annotated[bool, typer.Option(help="Unit direction per layer.")] = False,
-    scale_by_norm: Annotated[
-        bool, typer.Option(help="Coefficient as a fraction of the layer's activation norm.")
-    ] = False,
+    scale: ScaleOpt = None,
+    normalize: NormalizeOpt = None,
+    scale_by_norm: ScaleByNormOpt = None,
     positions: Annotated[str, typer.Option(help="all, prompt or generated.")] = "all",
     max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 48,
     temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
@@ -59,14 +69,23 @@ def generate(
     from steerlab.steer import SteerSpec
     from steerlab.vector import SteeringVector
 
-    values = parse_coefficients(coefficients)
-    # The spec checks the operator and positions: bad ones fail before the model loads.
-    spec = SteerSpec(operator=operator, positions=positions)  # type: ignore[arg-type]
+    auto = coefficients.strip().lower() == "auto"
+    values = [] if auto else parse_coefficients(coefficients)
+    note = print_note_stderr if as_json else print_note  # stdout stays JSON lines
+    chosen_scale = steering_scale(
+        "generate", scale, normalize, scale_by_norm, default="norm", note=note
+    )
+    # The spec checks the operator, positions and scale: bad ones fail before the model loads.
+    spec = SteerSpec(operator=operator, positions=positions, scale=chosen_scale)  # type: ignore[arg-type]
     check_count(max_new_tokens, "--max-new-tokens")
     check_number(temperature, "--temperature")
     if vector is None and layers is not None:
         raise SpecError(f"--layers {layers} steers nothing without a --vector")
+    if vector is None and auto:
+        raise SpecError("--coefficients auto reads the vector's calibration: give --vector")
     steering = SteeringVector.load(vector) if vector is not None else None
+    if auto and steering is not None:
+        values, chosen_scale, layers = calibrated(steering, vector, scale, layers, note)  # type: ignore[arg-type]
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
     if steering is not None:
         check_vector_fits(steering, vector, loaded)  # type: ignore[arg-type]
@@ -78,9 +97,8 @@ def generate(
         values,
         layers=layers,
         operator=spec.operator,
-        normalize=normalize,
-        scale_by_norm=scale_by_norm,
         positions=spec.positions,
+        scale=chosen_scale,  # type: ignore[arg-type]
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         seed=seed,
@@ -95,6 +113,44 @@ def generate(
             typer.echo(json.dumps(row))
         return
     console.print(generations_table(results))
+
+
+def calibrated(
+    steering: Any,
+    path: Path,
+    scale: str | None,
+    layers: str | None,
+    note: Callable[[str], None] = print_note,
+) -> tuple[list[float], str, str]:
+    """``--coefficients auto``: the vector's calibrated coefficients, scale and layers.
+
+    Raises:
+        SpecError: the vector has no calibration, or ``--scale``/``--layers`` differ from
+            what it was calibrated with.
+    """
+    from steerlab.errors import VectorError
+
+    try:
+        values = list(steering.recommended_coefficients())
+    except VectorError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    record = steering.calibration
+    if scale is not None and scale != record["scale"]:
+        raise SpecError(f"--scale {scale}: {path} was calibrated with --scale {record['scale']}")
+    calibrated_layers = ",".join(map(str, record["layers"]))
+    if layers is not None:
+        from steerlab.layers import parse_layers
+
+        asked = parse_layers(layers, steering.metadata.num_layers)
+        if list(asked) != record["layers"]:
+            raise SpecError(
+                f"--layers {layers}: {path} was calibrated at layers {calibrated_layers}"
+            )
+    note(
+        f"coefficients {', '.join(f'{v:g}' for v in values)} (scale {record['scale']}, layers "
+        f"{calibrated_layers}) from the vector's calibration"
+    )
+    return values, record["scale"], calibrated_layers
 
 
 def generations_table(results: list[Any]) -> Table:
