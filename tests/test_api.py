@@ -19,6 +19,7 @@ COMMANDS = {
     "diff": "model_diff",
     "compare": "compare",
     "sweep": "sweep",
+    "calibrate": "calibrate",
     "matrix": "steering_matrix",
     "eval": "evaluate_models",
     "finetune": "finetune",

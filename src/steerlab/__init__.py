@@ -9,6 +9,7 @@ Every function behind a CLI command is importable from here under its own name:
 ``steerlab diff``             :func:`model_diff`
 ``steerlab compare``          :func:`compare`
 ``steerlab sweep``            :func:`sweep`
+``steerlab calibrate``        :func:`calibrate`
 ``steerlab matrix``           :func:`steering_matrix`
 ``steerlab eval``             :func:`evaluate_models`
 ``steerlab finetune``         :func:`finetune`
@@ -50,6 +51,7 @@ from steerlab.data.qa import answer_questions, pair_honest_deceptive
 from steerlab.demo import run_demo
 from steerlab.errors import SteerlabError, SteerlabWarning
 from steerlab.evaluate import (
+    Calibration,
     EvalModel,
     HonestySuite,
     MatrixResult,
@@ -57,6 +59,7 @@ from steerlab.evaluate import (
     SuiteResult,
     SweepFit,
     SweepResult,
+    calibrate,
     evaluate_models,
     steering_matrix,
     sweep,
@@ -85,6 +88,7 @@ __version__ = library_version()
 
 __all__ = [
     "SCALES",
+    "Calibration",
     "Chat",
     "Comparison",
     "ContrastPair",
@@ -109,6 +113,7 @@ __all__ = [
     "__version__",
     "answer_questions",
     "builtin_pairs",
+    "calibrate",
     "compare",
     "evaluate",
     "evaluate_models",

@@ -20,11 +20,13 @@ COMMAND_MODULES = {
     "vectors": ("extract", "info", "diff", "compare"),
     "generation": ("generate",),
     "evaluation": ("sweep", "matrix", "eval_models"),
+    "calibration": ("calibrate",),
     "training": ("finetune", "tune"),
     "datasets": ("qa", "pairs"),
     "demo": ("demo",),
 }
 TOP_COMMANDS = (
+    "calibrate",
     "extract",
     "info",
     "generate",

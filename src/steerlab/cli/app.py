@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from steerlab.cli import datasets, demo, evaluation, generation, training, vectors
+from steerlab.cli import calibration, datasets, demo, evaluation, generation, training, vectors
 from steerlab.cli.common import (
     EXIT_BAD_INPUT,
     DebugOpt,
@@ -68,6 +68,7 @@ app.command()(vectors.extract)
 app.command()(vectors.info)
 app.command()(generation.generate)
 app.command()(evaluation.sweep)
+app.command()(calibration.calibrate)
 app.command()(vectors.diff)
 app.command()(vectors.compare)
 app.command()(evaluation.matrix)
