@@ -31,7 +31,7 @@ def calibrate_args(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
         "--vector",
         str(s["vector"]),
         "--behavior",
-        f"pairs:{s['pairs']}",
+        "pairs:builtin:happy_sad",
         "--text",
         str(s["texts"]),
         "-o",
