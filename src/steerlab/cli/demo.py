@@ -15,7 +15,7 @@ def demo(
     model: ModelOpt = "default",
     coefficient: Annotated[
         float, typer.Option(help="Steering strength as a fraction of the activation norm.")
-    ] = 0.1,
+    ] = 0.05,
     layers: Annotated[str, typer.Option(help="Layers to steer.")] = "12-18",
     max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 40,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for artifacts.")] = Path(
