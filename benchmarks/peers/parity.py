@@ -96,16 +96,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "out")
     parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--report", type=Path, default=HERE.parents[1] / "BENCHMARKS.md")
+    parser.add_argument(
+        "--sets", default="16,256", help="Pair sets to run: 16 (built-in), 256 (CAA), or both."
+    )
     args = parser.parse_args()
     threads = int(os.environ.get("STEERLAB_THREADS") or min(8, os.cpu_count() or 1))
     torch.set_num_threads(threads)
 
     folder = default_model_folder()
     model, tokenizer = sl.load_model("default")
-    pair_sets = {
-        "16": sl.builtin_pairs("happy_sad")[:16],
-        "256": sl.pairs_from_ab(args.shared / "caa" / "sycophancy" / "generate.json", limit=256),
-    }
+    wanted = {name.strip() for name in args.sets.split(",")}
+    pair_sets = {}
+    if "16" in wanted:
+        pair_sets["16"] = sl.builtin_pairs("happy_sad")[:16]
+    if "256" in wanted:
+        caa = args.shared / "caa" / "sycophancy" / "generate.json"
+        pair_sets["256"] = sl.pairs_from_ab(caa, limit=256)
     rendered = {
         name: [[e.text for e in pair_examples(tokenizer, pair)] for pair in pairs]
         for name, pairs in pair_sets.items()
@@ -119,7 +125,7 @@ def main() -> None:
             "pair_sets": rendered,
         }
         (Path(tmp) / "request.json").write_text(json.dumps(request))
-        peer_out = Path(tmp) / "peers"
+        peer_out = args.out / "peers"  # kept: the peers' half is the slow one
         start = time.perf_counter()
         subprocess.run(
             [
@@ -234,8 +240,9 @@ def markdown(result: dict) -> str:
     lines += ["", "| extraction, all layers | 16 pairs (s) | 256 pairs (s) |", "|---|---|---|"]
     tools = sorted({key.split("/")[0] for key in result["timings"]})
     for tool in tools:
-        small, large = (result["timings"].get(f"{tool}/{n}") for n in ("16", "256"))
-        lines.append(f"| {tool} | {small:.2f} | {large:.2f} |")
+        cells = [result["timings"].get(f"{tool}/{n}") for n in ("16", "256")]
+        shown = ["not run" if c is None else f"{c:.2f}" for c in cells]
+        lines.append(f"| {tool} | {shown[0]} | {shown[1]} |")
     return "\n".join(lines) + "\n"
 
 
