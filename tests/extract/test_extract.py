@@ -68,8 +68,25 @@ def _sklearn_axis(rows: torch.Tensor) -> torch.Tensor:
 
 
 def _majority_sign(axis: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> float:
-    above = ((positive.double() - negative.double()) @ axis > 0).float().mean()
-    return 1.0 if above >= 0.5 else -1.0
+    # repeng: flip when more pairs project lower; on a tie keep scikit-learn's sign.
+    projections = (positive.double() - negative.double()) @ axis
+    above, below = int((projections > 0).sum()), int((projections < 0).sum())
+    return -1.0 if below > above else 1.0
+
+
+def test_ties_keep_scikit_learns_sign():
+    # Four pairs whose centred differences split 2-2 along the main axis.
+    u = torch.zeros(6, dtype=torch.float64)
+    u[0] = 1.0
+    noise = torch.tensor([[0.0, 0.1, 0, 0, 0, 0], [0, -0.1, 0, 0, 0, 0]] * 2, dtype=torch.float64)
+    strength = torch.tensor([3.0, -2.0, 1.0, -1.0], dtype=torch.float64)[:, None]
+    negative = torch.zeros(4, 6, dtype=torch.float64)
+    positive = negative + strength * u + noise
+    got = direction("pca_diff_centered", positive, negative)
+    assert abs(torch.nn.functional.cosine_similarity(got, u, dim=0)) > 0.99
+    assert got[got.abs().argmax()] > 0  # scikit-learn >= 1.5's sign (svd_flip on Vt)
+    flipped = direction("pca_diff_centered", negative, positive)  # still a tie: same rule
+    assert flipped[flipped.abs().argmax()] > 0
 
 
 @pytest.mark.parametrize("spread", [0.5, 5.0])

@@ -20,7 +20,8 @@ stated):
 * ``probe``: logistic-regression weights on standardised features, mapped back.
 
 The two repeng-compatible methods are oriented as repeng orients them: toward the side most
-pairs project higher on (ties: the mean difference's side).
+pairs project higher on (ties, which centred differences make common: the sign
+scikit-learn's PCA gives, its largest-magnitude entry positive).
 """
 
 from __future__ import annotations
@@ -105,10 +106,12 @@ def _orient_by_pairs(
     unit: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor
 ) -> torch.Tensor:
     # repeng's rule: the sign under which more pairs have positive projecting above negative.
+    # On a tie repeng keeps the sign scikit-learn's PCA returns (>= 1.5: the component's
+    # largest-magnitude entry positive); so do we, so that the two agree on every layer.
     differences = (positive.double() - negative.double()) @ unit
     above, below = int((differences > 0).sum()), int((differences < 0).sum())
     mean_difference = (positive.double() - negative.double()).mean(dim=0)
-    if below > above or (below == above and float(unit @ mean_difference) < 0):
+    if below > above or (below == above and float(unit[unit.abs().argmax()]) < 0):
         unit = -unit
     return unit * abs(float(unit @ mean_difference))
 
