@@ -1,0 +1,1 @@
+"""``steerlab export gguf`` and ``steerlab import gguf``: control vectors in and out."""
