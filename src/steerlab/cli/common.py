@@ -279,12 +279,13 @@ def parse_target_modules(text: str | None) -> tuple[str, ...] | None:
 
 
 def model_reference(model: str) -> str:
-    """How a run records the model it started from: a local folder as an absolute path.
+    """How a run records the model it started from: a local folder or GGUF file as an
+    absolute path.
 
     A run folder records its base model so that ``load_model(run)`` finds it again from any
     working directory; ``default`` and Hub ids are recorded as given.
     """
-    if model != "default" and Path(model).expanduser().is_dir():
+    if model != "default" and Path(model).expanduser().exists():
         return str(Path(model).expanduser().resolve())
     return model
 
@@ -330,7 +331,10 @@ def steering_scale(
 # -- options shared by several commands ------------------------------------------------------
 
 ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help="'default', a local folder or a Hub id.")
+    str,
+    typer.Option(
+        "--model", "-m", help="'default', a local folder, a GGUF model file (.gguf) or a Hub id."
+    ),
 ]
 DtypeOpt = Annotated[
     str | None, typer.Option("--dtype", help="float32, bfloat16, float16 or auto.")
