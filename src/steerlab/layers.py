@@ -1,4 +1,5 @@
-"""Finding the decoder blocks whose outputs are the residual stream.
+"""Finding the decoder blocks whose outputs are the residual stream, and the modules that
+write to it (embeddings and each block's sub-layers, see :class:`ResidualLayout`).
 
 Layer ``i`` in steerlab means the output of decoder block ``i`` (0-based), i.e.
 ``hidden_states[i + 1]`` in transformers' terms. Blocks are found by a per-architecture
@@ -211,3 +212,191 @@ def parse_layers(selection: LayerSelection, num_layers: int) -> tuple[int, ...]:
             )
         out.add(index)
     return tuple(sorted(out))
+
+
+# -- the modules that write to the residual stream --------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResidualLayout:
+    """Which modules of an architecture write to the residual stream, read from its modeling
+    code in transformers (``modeling_<type>.py``).
+
+    The residual stream is the sum of what the embeddings and every sub-layer write to it:
+    ``h = embed + Σ attention outputs + Σ MLP outputs``, each output added as is (or times a
+    constant, Granite's ``residual_multiplier``), never normalised first.
+
+    Attributes:
+        embeddings: modules beside the block list whose outputs start the residual stream
+            (token, and for GPT-2 position, embeddings), as names relative to the block list's
+            parent module.
+        sublayers: names, inside each block, of the modules whose outputs are added to the
+            residual stream (attention, MLP or mixture of experts).
+        writers: names, inside each block, of the projections whose weights produce those
+            outputs: a ``Linear``, a GPT-2 ``Conv1D`` or, for experts stored as one 3-D
+            tensor, the module holding ``down_proj``; names a block lacks are skipped (MoE
+            models may mix dense and expert layers).
+        add_bias: name, inside each block, of the projection whose bias is added after the
+            MLP (so a bias there adds to the block's output); None when ``add`` cannot fold.
+        bias_switch: config attribute that gives ``add_bias`` a bias; None when it always has
+            one.
+        bias_scale: config attribute the MLP output is multiplied by before the residual add
+            (Granite), or None.
+    """
+
+    embeddings: tuple[str, ...]
+    sublayers: tuple[str, ...]
+    writers: tuple[str, ...]
+    add_bias: str | None = None
+    bias_switch: str | None = None
+    bias_scale: str | None = None
+
+
+_LLAMA_LIKE = ResidualLayout(
+    embeddings=("embed_tokens",),
+    sublayers=("self_attn", "mlp"),
+    writers=("self_attn.o_proj", "mlp.down_proj"),
+)
+_LLAMA_BIAS = ResidualLayout(
+    embeddings=("embed_tokens",),
+    sublayers=("self_attn", "mlp"),
+    writers=("self_attn.o_proj", "mlp.down_proj"),
+    add_bias="mlp.down_proj",
+    bias_switch="mlp_bias",
+)
+_MOE = ResidualLayout(
+    embeddings=("embed_tokens",),
+    sublayers=("self_attn", "mlp"),
+    writers=(
+        "self_attn.o_proj",
+        "mlp.down_proj",
+        "mlp.experts",
+        "mlp.shared_expert.down_proj",
+    ),
+)
+# model_type -> layout. Every entry is checked by tests/export (folded weights against hooks
+# on the sub-layer outputs, on a tiny model of that type with random norm gains).
+RESIDUAL_LAYOUTS: dict[str, ResidualLayout] = {
+    "llama": _LLAMA_BIAS,
+    "smollm3": _LLAMA_BIAS,
+    "granite": ResidualLayout(
+        embeddings=("embed_tokens",),
+        sublayers=("self_attn", "mlp"),
+        writers=("self_attn.o_proj", "mlp.down_proj"),
+        add_bias="mlp.down_proj",
+        bias_switch="mlp_bias",
+        bias_scale="residual_multiplier",
+    ),
+    "mistral": _LLAMA_LIKE,
+    "qwen2": _LLAMA_LIKE,
+    "qwen3": _LLAMA_LIKE,
+    "gemma": _LLAMA_LIKE,
+    "olmo": _LLAMA_LIKE,
+    "phi3": _LLAMA_LIKE,
+    "mixtral": _MOE,
+    "qwen2_moe": _MOE,
+    "phi": ResidualLayout(
+        embeddings=("embed_tokens",),
+        sublayers=("self_attn", "mlp"),
+        writers=("self_attn.dense", "mlp.fc2"),
+        add_bias="mlp.fc2",
+    ),
+    "gpt2": ResidualLayout(
+        embeddings=("wte", "wpe"),
+        sublayers=("attn", "mlp"),
+        writers=("attn.c_proj", "mlp.c_proj"),
+        add_bias="mlp.c_proj",
+    ),
+    "gptj": ResidualLayout(
+        embeddings=("wte",),
+        sublayers=("attn", "mlp"),
+        writers=("attn.out_proj", "mlp.fc_out"),
+        add_bias="mlp.fc_out",
+    ),
+    "gpt_neox": ResidualLayout(
+        embeddings=("embed_in",),
+        sublayers=("attention", "mlp"),
+        writers=("attention.dense", "mlp.dense_4h_to_h"),
+        add_bias="mlp.dense_4h_to_h",
+    ),
+    "falcon": ResidualLayout(
+        embeddings=("word_embeddings",),
+        sublayers=("self_attention", "mlp"),
+        writers=("self_attention.dense", "mlp.dense_4h_to_h"),
+        add_bias="mlp.dense_4h_to_h",
+        bias_switch="bias",
+    ),
+}
+# Architectures that normalise a sub-layer's output before adding it to the residual stream:
+# the norm's division by the output's own size makes removing a direction from the weights
+# differ from removing it from the residual stream.
+POST_NORM_TYPES = frozenset({"gemma2", "gemma3", "gemma3_text", "olmo2", "olmo3"})
+
+
+@dataclass(frozen=True, eq=False)
+class ResidualModules:
+    """The modules of one model that write to its residual stream.
+
+    Attributes:
+        layout: the architecture's :class:`ResidualLayout`.
+        layer_map: the decoder blocks.
+        embeddings: ``(name, module)`` of each embedding (names relative to the model).
+        sublayers: ``(name, module)`` of each sub-layer of each block, in order.
+    """
+
+    layout: ResidualLayout
+    layer_map: LayerMap
+    embeddings: tuple[tuple[str, nn.Module], ...]
+    sublayers: tuple[tuple[str, nn.Module], ...]
+
+
+def residual_layout(model: nn.Module) -> ResidualLayout:
+    """The :class:`ResidualLayout` of ``model``'s architecture.
+
+    Raises:
+        LayerError: one line saying why, for an architecture with post-norms or one whose
+            modeling code steerlab has not checked.
+    """
+    config = text_config(model) if hasattr(model, "config") else None
+    model_type = str(getattr(config, "model_type", None))
+    if model_type in POST_NORM_TYPES:
+        raise LayerError(
+            f"{model_type} normalises each sub-layer's output before adding it to the residual "
+            "stream (post-norms), so no change to a sub-layer's weights or output adds to or "
+            "removes from the residual stream exactly"
+        )
+    layout = RESIDUAL_LAYOUTS.get(model_type)
+    if layout is None:
+        raise LayerError(
+            f"steerlab does not know which modules of a {model_type} model write to the "
+            f"residual stream (known: {', '.join(sorted(RESIDUAL_LAYOUTS))})"
+        )
+    return layout
+
+
+def find_residual_modules(model: nn.Module, layers_path: str | None = None) -> ResidualModules:
+    """The embedding and sub-layer modules of ``model`` whose outputs make up its residual
+    stream (see :class:`ResidualLayout`).
+
+    Raises:
+        LayerError: an architecture :func:`residual_layout` refuses, or a module it names
+            that this model lacks.
+    """
+    layout = residual_layout(model)
+    layer_map = find_layers(model, layers_path)
+    parent = layer_map.path.rsplit(".", 1)[0] if "." in layer_map.path else ""
+    embeddings = []
+    for name in layout.embeddings:
+        path = f"{parent}.{name}" if parent else name
+        module = _get(model, path)
+        if module is None:
+            raise LayerError(f"the model has no embedding module {path!r}")
+        embeddings.append((path, module))
+    sublayers = []
+    for index, block in enumerate(layer_map.blocks):
+        for name in layout.sublayers:
+            module = _get(block, name)
+            if module is None:
+                raise LayerError(f"decoder block {index} has no sub-layer {name!r}")
+            sublayers.append((f"{layer_map.path}.{index}.{name}", module))
+    return ResidualModules(layout, layer_map, tuple(embeddings), tuple(sublayers))

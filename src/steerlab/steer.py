@@ -43,6 +43,15 @@ prefill, whose several-token calls on top of a cache read as new prompt chunks.
 
 The coefficient may be a scalar or one value per batch row, so B prompts x K coefficients
 run as a single batched forward or generate.
+
+Sites (``sites``): ``blocks`` (the default) steers the outputs of the selected decoder blocks,
+steerlab's layers. ``everywhere`` (``ablate`` only) removes ONE direction, the selected
+layer's, from everything that writes to the residual stream: the embeddings and the output
+of every attention and MLP sub-layer of every block (see
+:class:`~steerlab.layers.ResidualLayout`). The residual stream then has no component along
+the direction anywhere, which is stronger than block-output ablation (a block's sub-layers
+still read the component its input had) and is exactly what orthogonalising the weights does
+(:func:`steerlab.export.fold`).
 """
 
 from __future__ import annotations
@@ -59,7 +68,7 @@ from torch import nn
 
 from steerlab.errors import SpecError, SteeringStrengthWarning, VectorError
 from steerlab.hooks import hooked
-from steerlab.layers import LayerSelection, find_layers, parse_layers
+from steerlab.layers import LayerSelection, find_layers, find_residual_modules, parse_layers
 from steerlab.models import model_identity
 from steerlab.upstream import CallInfo, read_call
 from steerlab.validation import check_bool, check_choice
@@ -68,9 +77,11 @@ from steerlab.vector import SteeringVector
 Operator = Literal["add", "ablate", "clamp"]
 Positions = Literal["all", "prompt", "generated"]
 Scale = Literal["vector", "unit", "norm"]
+Sites = Literal["blocks", "everywhere"]
 OPERATORS: tuple[str, ...] = ("add", "ablate", "clamp")
 POSITIONS: tuple[str, ...] = ("all", "prompt", "generated")
 SCALES: tuple[str, ...] = ("vector", "unit", "norm")
+SITES: tuple[str, ...] = ("blocks", "everywhere")
 # The deprecated booleans (normalize, scale_by_norm) as a scale; "vector_norm" (raw vector
 # times the activation norm) exists only for them.
 _LEGACY_SCALES = {
@@ -166,6 +177,9 @@ class SteerSpec:
         positions: ``all``, ``prompt`` or ``generated``.
         scale: what the coefficient is measured in: ``vector``, ``unit`` or ``norm`` (see
             the module docstring); default ``vector``.
+        sites: ``blocks`` (the selected blocks' outputs) or ``everywhere`` (``ablate`` only:
+            one layer's direction removed from every residual write, see the module
+            docstring).
     """
 
     coefficient: float | tuple[float, ...] = 1.0
@@ -175,6 +189,7 @@ class SteerSpec:
     scale_by_norm: bool | None = None
     positions: Positions = "all"
     scale: str | None = None
+    sites: Sites = "blocks"
 
     def __post_init__(self) -> None:
         values = coefficient_tensor(self.coefficient)
@@ -186,6 +201,12 @@ class SteerSpec:
             object.__setattr__(self, "layers", tuple(self.layers))
         check_choice(self.operator, "operator", OPERATORS)
         check_choice(self.positions, "positions", POSITIONS)
+        check_choice(self.sites, "sites", SITES)
+        if self.sites == "everywhere" and self.operator != "ablate":
+            raise SpecError(
+                f"sites='everywhere' removes a direction from every residual write: it takes "
+                f"operator='ablate', not {self.operator!r}"
+            )
         scale = resolve_scale(self.scale, self.normalize, self.scale_by_norm, stacklevel=4)
         object.__setattr__(self, "scale", scale)
         # The booleans stay readable, consistent with the scale, for code written before it.
@@ -345,42 +366,23 @@ def apply_spec(
     """
     vector.check_compatible(model_identity(model))
     layer_map = find_layers(model, layers_path)
-    layers = vector.layers if spec.layers is None else parse_layers(spec.layers, len(layer_map))
-    missing = [layer for layer in layers if layer not in vector.directions]
-    if missing:
-        raise VectorError(
-            f"the vector has no direction for layer {missing[0]} "
-            f"(it has layers {', '.join(map(str, vector.layers))})"
-        )
-    norms = vector.activation_norms or {}
-    if spec.scale_by_norm:
-        lacking = [layer for layer in layers if layer not in norms]
-        if lacking:
-            raise VectorError(
-                f"scale='norm' needs the activation norm of layer {lacking[0]}, which the "
-                "vector does not record: vector.with_activation_norms("
-                "steerlab.record.measure_activation_norms(model, tokenizer))"
-            )
+    plan = plan_layers(vector, spec, len(layer_map))
     coefficients = coefficient_tensor(spec.coefficient)
     state = _PassState(spec.positions)
     hooks = []
-    pushes: dict[int, float] = {}
-    for layer in layers:
-        raw = vector[layer]
-        unit_needed = spec.normalize or spec.operator in ("ablate", "clamp")
-        direction = _unit(raw, layer) if unit_needed else raw
-        scale = norms[layer] if spec.scale_by_norm else 1.0
-        if not math.isfinite(scale):
-            raise VectorError(f"layer {layer}: activation norm is not finite")
-        if spec.operator != "ablate":
-            pushes[layer] = float(coefficients.abs().max()) * scale * float(direction.norm())
+    if spec.sites == "everywhere":
+        writes = find_residual_modules(model, layers_path)
+        ((_, direction, _),) = plan
+        for _name, module in writes.embeddings + writes.sublayers:
+            hooks.append((module, _layer_hook(direction, 1.0, "ablate", coefficients, state)))
+    for layer, direction, scale in plan if spec.sites == "blocks" else ():
         hooks.append(
             (
                 layer_map.blocks[layer],
                 _layer_hook(direction, scale, spec.operator, coefficients, state),
             )
         )
-    warn_if_too_strong(pushes, norms)
+    warn_for_plan(plan, spec, vector)
     # The stack module (parent of the block list) sees input ids, mask and cache each call.
     parent_path = layer_map.path.rsplit(".", 1)[0] if "." in layer_map.path else ""
     stack = model.get_submodule(parent_path) if parent_path else model
@@ -393,13 +395,83 @@ def apply_spec(
         yield spec
 
 
-def warn_if_too_strong(pushes: Mapping[int, float], norms: Mapping[int, float]) -> None:
+def plan_layers(
+    vector: SteeringVector, spec: SteerSpec, num_layers: int
+) -> tuple[tuple[int, torch.Tensor, float], ...]:
+    """What ``spec`` applies at each layer: ``(layer, direction, scale)`` in layer order.
+
+    ``direction`` is the vector's (unit when ``spec.normalize`` or for ``ablate``/``clamp``),
+    ``scale`` the layer's activation norm for ``scale="norm"``, else 1; an ``add`` pushes
+    ``coefficient·scale·direction``.
+
+    Raises:
+        LayerError: a layer the model does not have.
+        VectorError: a layer the vector lacks, a zero direction, a missing activation norm.
+        SpecError: ``sites="everywhere"`` with other than one layer.
+    """
+    layers = vector.layers if spec.layers is None else parse_layers(spec.layers, num_layers)
+    missing = [layer for layer in layers if layer not in vector.directions]
+    if missing:
+        raise VectorError(
+            f"the vector has no direction for layer {missing[0]} "
+            f"(it has layers {', '.join(map(str, vector.layers))})"
+        )
+    if spec.sites == "everywhere" and len(layers) != 1:
+        raise SpecError(
+            f"sites='everywhere' removes one direction from every residual write: choose the "
+            f"one layer whose direction to use (layers=L), not {len(layers)} layers"
+        )
+    norms = vector.activation_norms or {}
+    if spec.scale_by_norm:
+        lacking = [layer for layer in layers if layer not in norms]
+        if lacking:
+            raise VectorError(
+                f"scale='norm' needs the activation norm of layer {lacking[0]}, which the "
+                "vector does not record: vector.with_activation_norms("
+                "steerlab.record.measure_activation_norms(model, tokenizer))"
+            )
+    plan = []
+    for layer in layers:
+        raw = vector[layer]
+        unit_needed = spec.normalize or spec.operator in ("ablate", "clamp")
+        direction = _unit(raw, layer) if unit_needed else raw
+        scale = norms[layer] if spec.scale_by_norm else 1.0
+        if not math.isfinite(scale):
+            raise VectorError(f"layer {layer}: activation norm is not finite")
+        plan.append((layer, direction, scale))
+    return tuple(plan)
+
+
+def warn_for_plan(
+    plan: Sequence[tuple[int, torch.Tensor, float]],
+    spec: SteerSpec,
+    vector: SteeringVector,
+    *,
+    stacklevel: int = 5,
+) -> None:
+    """:func:`warn_if_too_strong` for the pushes of a :func:`plan_layers` plan.
+
+    Args:
+        stacklevel: as for :func:`warnings.warn`, counted inside :func:`warn_if_too_strong`
+            (5: the ``with steer(...)`` line, through :func:`apply_spec` and contextlib).
+    """
+    if spec.operator == "ablate":
+        return
+    peak = float(coefficient_tensor(spec.coefficient).abs().max())
+    pushes = {layer: peak * scale * float(direction.norm()) for layer, direction, scale in plan}
+    warn_if_too_strong(pushes, vector.activation_norms or {}, stacklevel=stacklevel)
+
+
+def warn_if_too_strong(
+    pushes: Mapping[int, float], norms: Mapping[int, float], *, stacklevel: int = 4
+) -> None:
     """Warn once if the pushes, as fractions of their layers' activation norms, add up to
     more than :data:`GIBBERISH_RATIO`.
 
     Args:
         pushes: ``{layer: length of the vector added (or clamped to) there}``.
         norms: ``{layer: typical activation norm}``; layers without one are not checked.
+        stacklevel: passed to :func:`warnings.warn` (4: the caller of ``with steer(...)``).
     """
     ratios = {
         layer: push / norms[layer]
@@ -427,7 +499,7 @@ def warn_if_too_strong(pushes: Mapping[int, float], norms: Mapping[int, float]) 
         "gibberish: run `steerlab calibrate` for a recommended coefficient, or use "
         "scale='norm' with a smaller one",
         SteeringStrengthWarning,
-        stacklevel=4,
+        stacklevel=stacklevel,
     )
 
 
@@ -443,6 +515,7 @@ def steer(
     positions: Positions = "all",
     layers_path: str | None = None,
     scale: Scale | None = None,
+    sites: Sites = "blocks",
 ) -> Any:
     """Context manager: every forward or ``generate`` inside it is steered, and only there.
 
@@ -460,6 +533,9 @@ def steer(
         scale: what ``coefficient`` is measured in: ``vector`` (default: the vector as
             extracted), ``unit`` (its unit direction) or ``norm`` (a fraction of the layer's
             typical activation norm; 0.1-0.3 steers visibly on middle layers).
+        sites: ``blocks`` (default) or ``everywhere``: with ``operator="ablate"`` and one
+            layer, remove that layer's direction from the embeddings and every sub-layer's
+            output, as a checkpoint folded by :func:`steerlab.export.fold` does.
 
     Example:
         >>> with steer(model, vector, coefficient=0.2, layers=[15], scale="norm"):
@@ -475,5 +551,6 @@ def steer(
         operator=operator,
         positions=positions,
         scale=resolve_scale(scale, normalize, scale_by_norm),
+        sites=sites,
     )
     return apply_spec(model, vector, spec, layers_path=layers_path)
