@@ -16,8 +16,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from steerlab import gguf_vectors
 from steerlab.errors import ModelMismatchError, VectorError
-from steerlab.models import ModelIdentity
+from steerlab.models import ModelIdentity, model_identity
 from steerlab.provenance import atomic_path, git_revision, library_version, utc_now
 from steerlab.validation import is_int, is_number
 
@@ -503,6 +504,70 @@ class SteeringVector:
             return cls(directions, metadata, norms)
         except VectorError as exc:
             raise VectorError(f"{source}: {exc}") from None
+
+    def to_gguf(
+        self,
+        path: str | os.PathLike[str],
+        coefficient: float = 1.0,
+        *,
+        layers: Sequence[int] | None = None,
+        scale: str = "vector",
+        operator: str = "add",
+        positions: str = "all",
+    ) -> Path:
+        """Write a llama.cpp control vector: ``direction.N`` = the push steerlab adds at layer
+        N with ``coefficient`` and ``scale`` (``vector``, ``unit`` or ``norm``) baked in, for
+        ``layers`` (default: all the vector has), plus ``steerlab.*`` metadata; atomically.
+        Layer 0, operators but ``add`` and positions but ``all`` are refused (SpecError): see
+        :mod:`steerlab.gguf_vectors` for the layout and the layer numbering.
+        """
+        chosen = self.layers if layers is None else tuple(sorted({int(x) for x in layers}))
+        gguf_vectors.check_expressible(chosen, operator, positions)
+        directions = {layer: self[layer].double().numpy() for layer in chosen}
+        norms = {k: v for k, v in (self.activation_norms or {}).items() if k in directions}
+        baked = gguf_vectors.bake(directions, coefficient, scale, norms)
+        keys = gguf_vectors.steerlab_keys(
+            json.loads(self.metadata.to_json()),
+            coefficient=coefficient,
+            scale=scale,
+            layers=chosen,
+            activation_norms=norms,
+            vector_sha256=self.sha256(chosen),
+        )
+        hint = self.metadata.model_type
+        return gguf_vectors.write_control_vector(path, baked, model_hint=hint, metadata=keys)
+
+    @classmethod
+    def from_gguf(
+        cls,
+        path: str | os.PathLike[str],
+        model: ModelIdentity | torch.nn.Module | None = None,
+        *,
+        layer_offset: int = 0,
+    ) -> SteeringVector:
+        """Read a GGUF control vector (llama.cpp, repeng, EasySteer or ours) for ``model`` (a
+        model or its identity; optional for a file steerlab wrote, whose metadata comes back).
+        ``direction.N`` becomes layer ``N + layer_offset`` (-1 for llama.cpp's
+        cvector-generator, which names the direction read at block i ``direction.(i+1)``).
+
+        Raises:
+            VectorError / ModelMismatchError: unreadable file, hidden size, layers (one line).
+        """
+        source = gguf_vectors.read_control_vector(path)
+        if model is None:
+            own = source.steerlab.get("metadata")
+            if not isinstance(own, str):
+                raise VectorError(f"{path}: not written by steerlab; give the model it is for")
+            identity = VectorMetadata.from_json(own, str(path)).identity
+        else:
+            identity = model if isinstance(model, ModelIdentity) else model_identity(model)
+        imported = gguf_vectors.import_vector(source, **vars(identity), layer_offset=layer_offset)
+        metadata = VectorMetadata.from_json(json.dumps(imported.metadata), str(path))
+        tensors = {k: torch.from_numpy(v) for k, v in imported.directions.items()}
+        try:
+            return cls(tensors, metadata, imported.activation_norms)
+        except VectorError as exc:
+            raise VectorError(f"{path}: {exc}") from None
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary (what ``steerlab info`` prints)."""
