@@ -12,7 +12,16 @@ from __future__ import annotations
 
 import typer
 
-from steerlab.cli import calibration, datasets, demo, evaluation, generation, training, vectors
+from steerlab.cli import (
+    calibration,
+    datasets,
+    demo,
+    evaluation,
+    exporting,
+    generation,
+    training,
+    vectors,
+)
 from steerlab.cli.common import (
     EXIT_BAD_INPUT,
     DebugOpt,
@@ -54,6 +63,26 @@ def dataset_app() -> typer.Typer:
     return group
 
 
+def export_app() -> typer.Typer:
+    """The ``steerlab export`` group: ``gguf``."""
+    group = typer.Typer(help=exporting.EXPORT_HELP, no_args_is_help=True)
+    group.callback()(_group)  # with one command typer would otherwise merge it into the group
+    group.command("gguf")(exporting.export_gguf)
+    return group
+
+
+def import_app() -> typer.Typer:
+    """The ``steerlab import`` group: ``gguf``."""
+    group = typer.Typer(help=exporting.IMPORT_HELP, no_args_is_help=True)
+    group.callback()(_group)
+    group.command("gguf")(exporting.import_gguf)
+    return group
+
+
+def _group() -> None:
+    """A command group (its help is the group's)."""
+
+
 app = typer.Typer(
     name="steerlab",
     cls=OneLineErrorGroup,
@@ -71,6 +100,8 @@ app.command()(evaluation.sweep)
 app.command()(calibration.calibrate)
 app.command()(vectors.diff)
 app.command()(vectors.compare)
+app.add_typer(export_app(), name="export")
+app.add_typer(import_app(), name="import")
 app.command()(evaluation.matrix)
 app.command()(demo.demo)
 app.add_typer(dataset_app(), name="dataset")
