@@ -208,6 +208,7 @@ def test_baked_vector_steers_like_the_original(tmp_path: Path) -> None:
         ({"coefficient": float("inf")}, SpecError, ("coefficient", "finite")),
         ({"scale": "bogus"}, SpecError, ("scale 'bogus'",)),
         ({"layers": [9]}, VectorError, ("no layer 9",)),
+        ({"layers": "1-2"}, SpecError, ("layers must be a list",)),
     ],
 )
 def test_refusals_are_one_line_and_leave_no_file(
@@ -443,6 +444,20 @@ def test_reading_refusals_are_one_line(tmp_path: Path) -> None:
         assert_one_line(caught, *needles)
         if path.exists():
             assert str(path) in str(caught.value)
+
+
+def test_missing_architecture_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "no-arch.gguf"
+    writer = gguf.GGUFWriter(path, "controlvector")
+    writer.kv_data[0].pop("general.architecture")  # GGUFWriter always adds it otherwise
+    writer.add_tensor("direction.1", np.ones(16, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(VectorError) as caught:
+        read_control_vector(path)
+    assert_one_line(caught, "no general.architecture key")
 
 
 def test_quantized_direction_is_refused(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,7 @@ import numpy as np
 
 from steerlab.errors import ModelMismatchError, SpecError, SteerlabWarning, VectorError
 from steerlab.provenance import atomic_path, library_version, sha256_of_file, utc_now
-from steerlab.validation import check_number
+from steerlab.validation import check_layer_indices, check_number
 
 ARCHITECTURE = "controlvector"
 MODEL_HINT_KEY = f"{ARCHITECTURE}.model_hint"
@@ -181,12 +181,15 @@ def bake(
     return out
 
 
-def check_expressible(layers: Sequence[int], operator: str, positions: str) -> None:
-    """Refuse what a GGUF control vector cannot express, with one line saying why.
+def exportable_layers(layers: Iterable[int], operator: str, positions: str) -> tuple[int, ...]:
+    """``layers`` sorted and unique, if a GGUF control vector can express steering there
+    with ``operator`` at ``positions``; else one line saying why not.
 
     Raises:
-        SpecError: layer 0, an operator other than ``add``, positions other than ``all``.
+        SpecError: not layer indices, layer 0, an operator other than ``add``, positions
+            other than ``all``.
     """
+    chosen = tuple(sorted(set(check_layer_indices(layers, "layers", allow_duplicates=True))))
     if operator != "add":
         raise SpecError(
             f"operator {operator!r} cannot be exported: a GGUF control vector only adds a fixed "
@@ -197,13 +200,14 @@ def check_expressible(layers: Sequence[int], operator: str, positions: str) -> N
             f"positions {positions!r} cannot be exported: llama.cpp adds a control vector at "
             "every position (positions all)"
         )
-    if 0 in layers:
-        last = max(layers)
+    if 0 in chosen:
+        last = max(chosen)
         example = f" (e.g. --layers 1-{last})" if last > 1 else ""
         raise SpecError(
             "layer 0 cannot be exported: llama.cpp never steers the output of block 0 (it "
             f"refuses direction.0); export layers 1 and up{example}"
         )
+    return chosen
 
 
 def write_control_vector(

@@ -521,8 +521,8 @@ class SteeringVector:
         Layer 0, operators but ``add`` and positions but ``all`` are refused (SpecError): see
         :mod:`steerlab.gguf_vectors` for the layout and the layer numbering.
         """
-        chosen = self.layers if layers is None else tuple(sorted({int(x) for x in layers}))
-        gguf_vectors.check_expressible(chosen, operator, positions)
+        wanted = self.layers if layers is None else layers
+        chosen = gguf_vectors.exportable_layers(wanted, operator, positions)
         directions = {layer: self[layer].double().numpy() for layer in chosen}
         norms = {k: v for k, v in (self.activation_norms or {}).items() if k in directions}
         baked = gguf_vectors.bake(directions, coefficient, scale, norms)
