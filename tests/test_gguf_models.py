@@ -142,7 +142,20 @@ def test_embedded_model_keeps_its_folder_name_and_id(
     assert model_identity(loaded).model_id == DEFAULT_MODEL_ID
     [name] = cached_models(tmp_cache)
     assert name.startswith("smollm2-135m-instruct-")
-    assert gguf_model_folder(tiny_gguf).name.startswith("tiny-")  # same hash, its own name
+    assert gguf_model_folder(tiny_gguf).name == name  # same bytes by path: the same copy
+
+
+def test_a_copy_of_a_converted_file_is_not_converted_again(
+    tmp_cache: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_model(str(tiny_gguf))
+    copy = tiny_gguf.with_name("copy.gguf")
+    shutil.copy(tiny_gguf, copy)
+    conversions: list[Path] = []
+    monkeypatch.setattr(gguf_models, "convert_gguf", lambda g, f: conversions.append(g))
+    loaded, _ = load_model(str(copy))
+    assert conversions == [] and len(cached_models(tmp_cache)) == 1
+    assert model_identity(loaded).model_id == str(copy.resolve())
 
 
 def test_a_gguf_without_the_suffix_is_recognised_by_its_magic(
@@ -210,6 +223,13 @@ def test_control_vector_or_split_part(
     assert not tmp_cache.exists()
 
 
+def test_unwritable_cache(tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "cache-is-a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("STEERLAB_CACHE", str(blocker))
+    refused(load_model, str(tiny_gguf), str(blocker), "cannot write the model cache", "STEERLAB")
+
+
 def test_transformers_refusal_during_conversion_is_reworded(
     tmp_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -275,3 +295,18 @@ def test_concurrent_first_loads_share_one_copy(tmp_cache: Path, tiny_gguf: Path)
     assert len(set(folders)) == 1 and len(cached_models(tmp_cache)) == 1
     loaded, _ = load_model(str(folders[0]))
     assert model_identity(loaded).hidden_size == 32
+
+
+@pytest.mark.slow
+def test_embedded_gguf_by_its_path_is_the_default_model() -> None:
+    """The real quantised file (Q4_1) by path: the default model's cached copy, its own id."""
+    path = models.embedded_gguf_path()
+    before = set(cached_models(models.cache_dir()))
+    by_path, tokenizer = load_model(str(path))
+    default, _ = load_model("default")
+    assert model_identity(by_path).model_id == str(path.resolve())
+    assert model_identity(default).model_id == DEFAULT_MODEL_ID
+    assert set(cached_models(models.cache_dir())) == before | {models.default_model_folder().name}
+    batch = tokenizer(TEXTS[:1], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(by_path(**batch).logits, default(**batch).logits)

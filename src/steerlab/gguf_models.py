@@ -250,9 +250,10 @@ def cached_gguf_checkpoint(gguf: Path, cache: Path, name: str | None = None) -> 
     """Folder of the cached safetensors copy of a GGUF model file, converted on first use.
 
     The folder, ``cache/models/NAME-HASH-transformers-VERSION``, is named by ``name``
-    (default: the file's stem), the file's hash and the transformers version. A cached copy
-    is used as it is: no second conversion, and no hashing either once the file's stamp
-    (path, size, mtime) is in ``cache/hashes``; only the header is read again.
+    (default: the file's stem), the file's hash and the transformers version; a copy cached
+    from the same bytes under another name is used too. A cached copy is used as it is: no
+    second conversion, and no hashing either once the file's stamp (path, size, mtime) is in
+    ``cache/hashes``; only the header is read again.
 
     Args:
         gguf: the GGUF model file.
@@ -265,11 +266,20 @@ def cached_gguf_checkpoint(gguf: Path, cache: Path, name: str | None = None) -> 
     """
     check_gguf_model(gguf)  # before anything is written (and the header only: milliseconds)
     label = re.sub(r"[^a-z0-9._-]+", "-", (name or gguf.stem).lower()).strip("-.")[:64]
-    key = f"{label or 'model'}-{gguf_cache_key(gguf, cache)}-transformers-{transformers_version}"
-    folder = cache / "models" / key
-    if complete_checkpoint(folder):
-        add_legacy_config_keys(folder)  # a copy cached before they were written
-        return folder
+    try:
+        keyed = f"{gguf_cache_key(gguf, cache)}-transformers-{transformers_version}"
+    except OSError as exc:
+        raise ModelLoadError(
+            f"{cache}: cannot write the model cache ({exc.strerror or exc}); "
+            "set STEERLAB_CACHE to a writable folder"
+        ) from exc
+    folder = cache / "models" / f"{label or 'model'}-{keyed}"
+    # The same bytes under another name (a copy, the embedded file by its path) share a copy.
+    same = sorted((cache / "models").glob(f"*-{keyed}")) if (cache / "models").is_dir() else []
+    for cached in [folder, *same]:
+        if not cached.name.startswith(".") and complete_checkpoint(cached):
+            add_legacy_config_keys(cached)  # a copy cached before they were written
+            return cached
     try:
         return convert_gguf(gguf, folder)
     except (OSError, ValueError, KeyError, NotImplementedError, RuntimeError) as exc:
