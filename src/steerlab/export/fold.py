@@ -27,6 +27,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,7 +39,7 @@ from steerlab.export.residual import find_writers, project_out
 from steerlab.hooks import hook_count
 from steerlab.layers import LayerMap, find_layers, find_residual_modules, residual_layout
 from steerlab.models import model_identity, text_config
-from steerlab.provenance import git_revision, library_version, utc_now
+from steerlab.provenance import git_revision, library_version, sha256_of_file, utc_now
 from steerlab.steer import SteerSpec, coefficient_tensor, plan_layers, warn_for_plan
 from steerlab.vector import SteeringVector
 
@@ -127,17 +128,16 @@ def fold(
         SpecError: what cannot be folded, one line saying why (see the module docstring).
         LayerError / VectorError / ModelMismatchError: as :func:`steerlab.steer`.
     """
+    from steerlab.export.checkpoint import check_new_folder, save_folded
+
     spec = fold_spec(spec, coefficient=coefficient, layers=layers, operator=operator, scale=scale)
-    _check_plain(model)
+    check_plain(model)
+    if output_dir is not None:
+        check_new_folder(Path(output_dir))
     vector.check_compatible(model_identity(model))
     layer_map = find_layers(model, layers_path)
     if spec.operator == "ablate":
-        chosen = vector.layers if spec.layers is None else layer_map.resolve(spec.layers)
-        if len(chosen) != 1:
-            raise SpecError(
-                "ablate folds one direction into every residual write: choose the one layer "
-                f"whose direction to remove (e.g. layers={chosen[-1]}), not {len(chosen)} layers"
-            )
+        check_one_layer(vector, spec, layer_map)
     plan = plan_layers(vector, spec, len(layer_map))
     layout = residual_layout(model)
     model_type = str(getattr(text_config(model), "model_type", "unknown"))
@@ -147,7 +147,27 @@ def fold(
             "one, so 'add' cannot be folded into a checkpoint (use 'ablate', or steer with hooks)"
         )
     warn_for_plan(plan, spec, vector, stacklevel=4)
+    record = base_record(model, vector, spec, plan, vector_file)
     folded = copy.deepcopy(model)
+    if spec.operator == "add":
+        record.update(_fold_add(folded, layer_map_of(folded, layer_map), plan, spec))
+    else:
+        record.update(_fold_ablate(folded, plan[0][1], spec.coefficient, layers_path))  # type: ignore[arg-type]
+    folded.eval()
+    setattr(folded, RECORD_ATTRIBUTE, record)
+    if output_dir is not None:
+        save_folded(folded, tokenizer, output_dir)
+    return folded
+
+
+def base_record(
+    model: nn.Module,
+    vector: SteeringVector,
+    spec: SteerSpec,
+    plan: tuple[tuple[int, torch.Tensor, float], ...],
+    vector_file: str | os.PathLike[str] | None,
+) -> dict[str, Any]:
+    """The provenance of a fold: what was folded, from which vector, by which steerlab."""
     record: dict[str, Any] = {
         "format": FOLD_FORMAT,
         "operator": spec.operator,
@@ -156,35 +176,41 @@ def fold(
         "sites": spec.sites,
         "positions": spec.positions,
         "layers": [layer for layer, _, _ in plan],
-        "model_type": model_type,
+        "model_type": str(getattr(text_config(model), "model_type", "unknown")),
         "model": dataclasses.asdict(model_identity(model)),
         "vector": {
             "sha256": vector.sha256(),
             "file": None if vector_file is None else str(vector_file),
+            "file_sha256": None if vector_file is None else sha256_of_file(vector_file),
             "metadata": json.loads(vector.metadata.to_json()),
         },
         "library_version": library_version(),
         "git_revision": git_revision(),
         "created": utc_now(),
     }
-    if vector_file is not None:
-        from steerlab.provenance import sha256_of_file
-
-        record["vector"]["file_sha256"] = sha256_of_file(vector_file)
-    if spec.operator == "add":
-        record.update(_fold_add(folded, layer_map_of(folded, layer_map), plan, spec))
-    else:
-        record.update(_fold_ablate(folded, plan[0][1], spec.coefficient, layers_path))  # type: ignore[arg-type]
-    folded.eval()
-    setattr(folded, RECORD_ATTRIBUTE, record)
-    if output_dir is not None:
-        from steerlab.export.checkpoint import save_folded
-
-        save_folded(folded, tokenizer, output_dir)
-    return folded
+    return record
 
 
-def _check_plain(model: nn.Module) -> None:
+def check_one_layer(vector: SteeringVector, spec: SteerSpec, layer_map: LayerMap) -> None:
+    """Refuse an ablation of other than one layer's direction.
+
+    Raises:
+        SpecError: naming the number of layers selected.
+    """
+    chosen = vector.layers if spec.layers is None else layer_map.resolve(spec.layers)
+    if len(chosen) != 1:
+        raise SpecError(
+            "ablate folds one direction into every residual write: choose the one layer "
+            f"whose direction to remove (e.g. layers={chosen[-1]}), not {len(chosen)} layers"
+        )
+
+
+def check_plain(model: nn.Module) -> None:
+    """Refuse a PEFT-wrapped model and one with hooks installed (inside ``steer``).
+
+    Raises:
+        SpecError: one line saying which.
+    """
     if hasattr(model, "peft_config"):
         raise SpecError("the model is PEFT-wrapped: merge the adapter first (merge_and_unload)")
     if hook_count(model):
