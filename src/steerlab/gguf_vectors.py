@@ -30,6 +30,10 @@ output of block ``i``). Its ``ControlVector.export_gguf`` writes
 ``controlvector.model_hint`` = ``config.model_type``, ``controlvector.layer_count`` =
 ``len(directions)`` (uint32) and one tensor ``direction.{layer}`` per layer; its
 ``import_gguf`` needs ``controlvector.model_hint`` and reads every ``direction.*`` tensor.
+EasySteer (ZJU-REAL/EasySteer-vllm-v1) reads ``direction.<layer>`` tensors and nothing else
+(``vllm/steer_vectors/algorithms/loading.py`` ``read_gguf_directions``) into the layer of that
+number, steered by a forward hook on that decoder layer's output
+(``vllm/steer_vectors/layers.py`` ``DecoderLayerWithSteerVector.process_output_hook``).
 
 llama.cpp's own generator (``tools/cvector-generator``: ``cvector-generator.cpp``
 ``export_gguf`` writes the same keys, ``layer_count`` as int32 = number of directions and

@@ -56,6 +56,7 @@ def test_export_bakes_coefficient_and_scale(vector_file: Path, tmp_path: Path) -
     result = invoke([*args, "--coefficient", "0.5", "--scale", "norm"])
     assert result.exit_code == 0, result.output
     assert "wrote" in result.stdout and "--control-vector" in result.stdout
+    assert "note: steering pushes" in result.stdout and "gibberish" in result.stdout  # 2 x 0.5
     vector = SteeringVector.load(vector_file)
     found = direction_tensors(out)
     assert sorted(found) == ["direction.1", "direction.2"]
@@ -69,6 +70,7 @@ def test_export_defaults_to_the_vector_as_extracted(vector_file: Path, tmp_path:
     out = tmp_path / "v.gguf"
     result = invoke(["export", "gguf", str(vector_file), "-o", str(out), "--layers", "2"])
     assert result.exit_code == 0, result.output
+    assert "note:" not in result.stdout
     assert np.array_equal(
         direction_tensors(out)["direction.2"], SteeringVector.load(vector_file)[2].numpy()
     )

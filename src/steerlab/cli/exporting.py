@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -80,6 +80,7 @@ def export_gguf(
         positions=positions,
     )
     exported = steering.layers if selected is None else selected
+    warn_if_strong(steering, exported, coefficient, chosen_scale)
     console.print(
         f"wrote {output}: direction.N for layers {_span(exported)} (hidden "
         f"{steering.metadata.hidden_size}), coefficient {coefficient:g} at scale "
@@ -121,7 +122,7 @@ def import_gguf(
         steering = SteeringVector.from_gguf(file, loaded, layer_offset=layer_offset)
     for warning in caught:
         if issubclass(warning.category, ModelHintWarning):
-            print_note(str(warning.message))
+            print_note(str(warning.message).replace("scale='norm'", "--scale norm"))
         else:
             warnings.warn_explicit(
                 warning.message, warning.category, warning.filename, warning.lineno
@@ -133,6 +134,26 @@ def import_gguf(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def warn_if_strong(steering: Any, layers: tuple[int, ...], coefficient: float, scale: str) -> None:
+    """The note ``steer`` would give when the baked pushes add up to gibberish strength:
+    llama.cpp adds them without a word."""
+    from steerlab.errors import SteeringStrengthWarning
+    from steerlab.steer import warn_if_too_strong
+
+    norms = steering.activation_norms or {}
+    pushes = {}
+    for layer in layers:
+        length = 1.0 if scale in ("unit", "norm") else float(steering[layer].norm())
+        pushes[layer] = (
+            abs(coefficient) * length * (norms.get(layer, 0.0) if "norm" in scale else 1)
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SteeringStrengthWarning)
+        warn_if_too_strong(pushes, norms)
+    for warning in caught:
+        print_note(str(warning.message).replace("scale='norm'", "--scale norm"))
 
 
 def _span(layers: tuple[int, ...]) -> str:
