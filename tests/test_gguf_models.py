@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 from transformers import __version__ as transformers_version
 
 import steerlab.gguf_models as gguf_models
@@ -75,10 +76,24 @@ def refused(call, reference: str, *needles: str) -> str:
 # -- loading ---------------------------------------------------------------------------------
 
 
+def tiny_model(architecture: str, tied: bool):
+    """A tiny random model (2 layers, hidden 32), its input and output embeddings tied or not."""
+    model, tokenizer = make_model(architecture, layers=2, hidden=32)
+    if tied:
+        model.config.tie_word_embeddings = True
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(model.config).eval()
+    return model, tokenizer
+
+
+@pytest.mark.parametrize(
+    "architecture,tied", [("llama", False), ("llama", True), ("qwen2", False), ("qwen2", True)]
+)
 def test_gguf_file_loads_as_the_model_it_was_written_from(
-    tmp_cache: Path, tiny_llama, tiny_gguf: Path
+    tmp_cache: Path, tmp_path: Path, architecture: str, tied: bool
 ) -> None:
-    model, tokenizer = tiny_llama
+    model, tokenizer = tiny_model(architecture, tied)
+    tiny_gguf = write_tiny_gguf(model, tokenizer, tmp_path / "tiny.gguf")
     check_model_reference(str(tiny_gguf))
     loaded, loaded_tokenizer = load_model(str(tiny_gguf))
     assert not loaded.training and loaded_tokenizer.padding_side == "left"
@@ -89,7 +104,12 @@ def test_gguf_file_loads_as_the_model_it_was_written_from(
         torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=0)
     identity = model_identity(loaded)
     assert identity.model_id == str(tiny_gguf.resolve())  # the file, not the cache folder
-    assert (identity.model_type, identity.hidden_size, identity.num_layers) == ("llama", 32, 2)
+    assert (identity.model_type, identity.hidden_size, identity.num_layers) == (
+        architecture,
+        32,
+        2,
+    )
+    assert loaded.config.tie_word_embeddings is tied
     [name] = cached_models(tmp_cache)
     assert name.startswith("tiny-") and name.endswith(f"-transformers-{transformers_version}")
     source = json.loads((tmp_cache / "models" / name / gguf_models.SOURCE_FILE).read_text())

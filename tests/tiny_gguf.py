@@ -28,9 +28,16 @@ def _permute(weight: torch.Tensor, heads: int) -> torch.Tensor:
 
 
 def write_tiny_gguf(model, tokenizer, path: Path) -> Path:
-    """Write ``model`` (a tiny llama) and ``tokenizer`` to ``path`` as GGUF."""
+    """Write ``model`` (a tiny llama or qwen2, tied or not) and ``tokenizer`` to ``path``.
+
+    llama.cpp permutes llama's query and key rows (and transformers permutes them back), not
+    qwen2's; qwen2's query, key and value biases are written as ``attn_q.bias``... A model
+    with tied embeddings gets no ``output.weight``, which is how GGUF says "tied".
+    """
     config = model.config
-    writer = gguf.GGUFWriter(str(path), "llama")
+    architecture = config.model_type
+    assert architecture in ("llama", "qwen2"), architecture
+    writer = gguf.GGUFWriter(str(path), architecture)
     writer.add_context_length(config.max_position_embeddings)
     writer.add_block_count(config.num_hidden_layers)
     writer.add_feed_forward_length(config.intermediate_size)
@@ -61,7 +68,8 @@ def write_tiny_gguf(model, tokenizer, path: Path) -> Path:
 
     put("token_embd.weight", state_dict["model.embed_tokens.weight"])
     put("output_norm.weight", state_dict["model.norm.weight"])
-    put("output.weight", state_dict["lm_head.weight"])
+    if not config.tie_word_embeddings:
+        put("output.weight", state_dict["lm_head.weight"])
     names = {
         "input_layernorm": "attn_norm",
         "self_attn.v_proj": "attn_v",
@@ -71,18 +79,25 @@ def write_tiny_gguf(model, tokenizer, path: Path) -> Path:
         "mlp.up_proj": "ffn_up",
         "mlp.down_proj": "ffn_down",
     }
+    permute = _permute if architecture == "llama" else lambda weight, _heads: weight
     for i in range(config.num_hidden_layers):
         prefix = f"model.layers.{i}."
         put(
             f"blk.{i}.attn_q.weight",
-            _permute(state_dict[prefix + "self_attn.q_proj.weight"], heads),
+            permute(state_dict[prefix + "self_attn.q_proj.weight"], heads),
         )
         put(
             f"blk.{i}.attn_k.weight",
-            _permute(state_dict[prefix + "self_attn.k_proj.weight"], kv_heads),
+            permute(state_dict[prefix + "self_attn.k_proj.weight"], kv_heads),
         )
         for ours, theirs in names.items():
             put(f"blk.{i}.{theirs}.weight", state_dict[prefix + ours + ".weight"])
+        for ours, theirs in (("q_proj", "attn_q"), ("k_proj", "attn_k"), ("v_proj", "attn_v")):
+            bias = state_dict.get(f"{prefix}self_attn.{ours}.bias")
+            if bias is not None:
+                put(
+                    f"blk.{i}.{theirs}.bias", permute(bias, heads if ours == "q_proj" else kv_heads)
+                )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
