@@ -11,8 +11,11 @@ import shutil
 import threading
 from pathlib import Path
 
+import gguf
+import numpy as np
 import pytest
 import torch
+from gguf.quants import dequantize, quantize
 from transformers import AutoModelForCausalLM
 from transformers import __version__ as transformers_version
 
@@ -27,7 +30,7 @@ from steerlab.models import (
     load_model,
     model_identity,
 )
-from tiny_gguf import write_bare_gguf, write_tiny_gguf
+from tiny_gguf import quantizable, write_bare_gguf, write_tiny_gguf
 
 TEXTS = ["I am happy today, the weather is lovely.", "What is the capital of France?"]
 
@@ -114,6 +117,25 @@ def test_gguf_file_loads_as_the_model_it_was_written_from(
     assert name.startswith("tiny-") and name.endswith(f"-transformers-{transformers_version}")
     source = json.loads((tmp_cache / "models" / name / gguf_models.SOURCE_FILE).read_text())
     assert source == {"gguf": str(tiny_gguf.resolve()), "transformers": transformers_version}
+
+
+def test_quantised_gguf_loads_de_quantised(tmp_cache: Path, tmp_path: Path) -> None:
+    """A Q8_0 file: the loaded weights are exactly gguf's de-quantisation of its blocks."""
+    q8 = gguf.GGMLQuantizationType.Q8_0
+    model, tokenizer = make_model("llama", layers=2, hidden=32)
+    path = write_tiny_gguf(model, tokenizer, tmp_path / "tiny.Q8_0.gguf", quantization=q8)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if quantizable(parameter):
+                rounded = dequantize(quantize(parameter.numpy(), q8), q8)
+                assert not np.array_equal(rounded, parameter.numpy())  # it did lose precision
+                parameter.copy_(torch.from_numpy(rounded))
+    loaded, _ = load_model(str(path))
+    for ours, theirs in zip(
+        hidden_states(model, tokenizer), hidden_states(loaded, tokenizer), strict=True
+    ):
+        torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=0)
+    assert cached_models(tmp_cache)[0].startswith("tiny.q8_0-")
 
 
 def test_second_load_uses_the_cache(

@@ -16,6 +16,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 import torch
+from gguf.quants import quantize
 
 
 def _permute(weight: torch.Tensor, heads: int) -> torch.Tensor:
@@ -27,8 +28,18 @@ def _permute(weight: torch.Tensor, heads: int) -> torch.Tensor:
     )
 
 
-def write_tiny_gguf(model, tokenizer, path: Path) -> Path:
+def quantizable(tensor: torch.Tensor) -> bool:
+    """Whether :func:`write_tiny_gguf` quantises this tensor (matrices of whole 32-blocks)."""
+    return tensor.ndim == 2 and tensor.shape[-1] % 32 == 0
+
+
+def write_tiny_gguf(
+    model, tokenizer, path: Path, quantization: gguf.GGMLQuantizationType | None = None
+) -> Path:
     """Write ``model`` (a tiny llama or qwen2, tied or not) and ``tokenizer`` to ``path``.
+
+    With ``quantization`` (e.g. ``Q8_0``) the :func:`quantizable` matrices are quantised the
+    way llama.cpp does, norms and biases stay float32.
 
     llama.cpp permutes llama's query and key rows (and transformers permutes them back), not
     qwen2's; qwen2's query, key and value biases are written as ``attn_q.bias``... A model
@@ -64,7 +75,11 @@ def write_tiny_gguf(model, tokenizer, path: Path) -> Path:
     state_dict = model.state_dict()
 
     def put(name: str, tensor: torch.Tensor) -> None:
-        writer.add_tensor(name, tensor.detach().to(torch.float32).numpy().astype(np.float32))
+        array = tensor.detach().to(torch.float32).numpy().astype(np.float32)
+        if quantization is not None and quantizable(tensor):
+            writer.add_tensor(name, quantize(array, quantization), raw_dtype=quantization)
+        else:
+            writer.add_tensor(name, array)
 
     put("token_embd.weight", state_dict["model.embed_tokens.weight"])
     put("output_norm.weight", state_dict["model.norm.weight"])
