@@ -189,10 +189,11 @@ def run_demo_representation(
     """Representation tuning toward honesty vs token-only tuning vs online steering.
 
     An honesty vector (built-in honesty pairs, positive = honest; mean over the reply tokens)
-    is tuned into fresh copies of the model on the training part of the built-in facts, once
-    with the cosine loss (λ = 1 on layers 12-18) and once with the token loss alone; the
-    honesty suite then compares them with the untuned model and with online steering, on the
-    held-out facts, the built-in A/B dilemmas and general text.
+    is tuned into fresh copies of the model on the training part of the built-in facts with
+    the cosine loss (λ = :data:`REPRESENTATION_WEIGHT` on layers 12-18) toward it and away
+    from it, and with the token loss alone; the honesty suite then compares them with the
+    untuned model and with online steering, on the held-out facts, the built-in A/B
+    dilemmas and general text.
     """
     from steerlab.evaluate import EvalModel, HonestySuite, evaluate_models
     from steerlab.tuning import FinetuneConfig, RepresentationConfig, tune, tuning_chats

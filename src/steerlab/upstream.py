@@ -22,9 +22,12 @@ models of eight architectures in ``tests/test_upstream.py``:
   attention_mask=, use_cache=)`` and ``model.generate(...)``, the documented public API.
 * **Configs** (:mod:`steerlab.models`): ``config.get_text_config()``, ``hidden_size`` /
   ``n_embd``, ``num_hidden_layers`` / ``n_layer``, ``model_type``.
-* **GGUF loading** (:func:`steerlab.models.default_model_folder`): ``from_pretrained(...,
-  gguf_file=...)`` de-quantises, and ``model.hf_quantizer.remove_quantization_config(model)``
-  (when a quantizer is attached) makes the saved copy loadable as a plain checkpoint.
+* **GGUF loading** (:mod:`steerlab.gguf_models`, the embedded model and any ``.gguf``
+  file): ``from_pretrained(..., gguf_file=...)`` de-quantises, and
+  ``model.hf_quantizer.remove_quantization_config(model)`` (when a quantizer is attached)
+  makes the saved copy loadable as a plain checkpoint. The list of architectures it reads
+  (``transformers.modeling_gguf_pytorch_utils.GGUF_SUPPORTED_ARCHITECTURES``) is only used
+  to word an error early; without it, transformers' own refusal is reworded.
 * **Trainer** (:mod:`steerlab.tuning.finetune`): ``Trainer.compute_loss(model, inputs,
   return_outputs, num_items_in_batch)``, and for gradient accumulation the attributes
   ``loss_is_scaled_for_ga`` / ``model_accepts_loss_kwargs`` / ``compute_loss_func`` /

@@ -124,11 +124,13 @@ def info(
 
 @friendly_errors
 def diff(
-    tuned: Annotated[str, typer.Option("--tuned", help="Fine-tuned model: folder or Hub id.")],
+    tuned: Annotated[
+        str, typer.Option("--tuned", help="Fine-tuned model: folder, GGUF file or Hub id.")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .safetensors file.")],
-    base: Annotated[str, typer.Option("--base", help="Base model: 'default', folder or id.")] = (
-        "default"
-    ),
+    base: Annotated[
+        str, typer.Option("--base", help="Base model: 'default', folder, GGUF file or Hub id.")
+    ] = ("default"),
     prompts: Annotated[
         Path | None,
         typer.Option(help="Questions (text lines, JSONL or chat JSON): read at the last token."),
