@@ -130,7 +130,7 @@ def diff(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .safetensors file.")],
     base: Annotated[
         str, typer.Option("--base", help="Base model: 'default', folder, GGUF file or Hub id.")
-    ] = ("default"),
+    ] = "default",
     prompts: Annotated[
         Path | None,
         typer.Option(help="Questions (text lines, JSONL or chat JSON): read at the last token."),
