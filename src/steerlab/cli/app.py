@@ -18,6 +18,7 @@ from steerlab.cli import (
     demo,
     evaluation,
     exporting,
+    folding,
     generation,
     training,
     vectors,
@@ -102,6 +103,7 @@ app.command()(vectors.diff)
 app.command()(vectors.compare)
 app.add_typer(export_app(), name="export")
 app.add_typer(import_app(), name="import")
+app.command()(folding.fold)
 app.command()(evaluation.matrix)
 app.command()(demo.demo)
 app.add_typer(dataset_app(), name="dataset")
