@@ -21,6 +21,7 @@ COMMANDS = {
     "sweep": "sweep",
     "calibrate": "calibrate",
     "matrix": "steering_matrix",
+    "fold": "fold",
     "eval": "evaluate_models",
     "finetune": "finetune",
     "tune": "tune",

@@ -11,6 +11,7 @@ Every function behind a CLI command is importable from here under its own name:
 ``steerlab sweep``            :func:`sweep`
 ``steerlab calibrate``        :func:`calibrate`
 ``steerlab matrix``           :func:`steering_matrix`
+``steerlab fold``             :func:`fold` (``--format peft``: :func:`fold_adapter`)
 ``steerlab eval``             :func:`evaluate_models`
 ``steerlab finetune``         :func:`finetune`
 ``steerlab tune``             :func:`tune`
@@ -64,6 +65,8 @@ from steerlab.evaluate import (
     steering_matrix,
     sweep,
 )
+from steerlab.export.adapter import fold_adapter
+from steerlab.export.fold import fold
 from steerlab.extract import Comparison, compare, extract
 from steerlab.extract.model_diff import model_diff
 from steerlab.generate import Generation, generate
@@ -120,6 +123,8 @@ __all__ = [
     "extract",
     "find_layers",
     "finetune",
+    "fold",
+    "fold_adapter",
     "format_chat",
     "generate",
     "load_chats",
