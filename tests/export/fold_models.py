@@ -45,28 +45,47 @@ _EXTRA: dict[str, dict] = {
     "phi": {"partial_rotary_factor": 0.5},
     "falcon": {"new_decoder_architecture": False, "parallel_attn": True, "alibi": False},
 }
+# Other layouts of the same architectures (sequential vs parallel residual, biases on).
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "falcon-40b-style": ("falcon", {"new_decoder_architecture": True, "num_kv_heads": 2}),
+    "falcon-sequential": ("falcon", {"parallel_attn": False}),
+    "falcon-alibi-bias": ("falcon", {"alibi": True, "bias": True}),
+    "gpt_neox-sequential": ("gpt_neox", {"use_parallel_residual": False}),
+    "llama-attention-bias": ("llama", {"attention_bias": True}),
+    "qwen2_moe-all-sparse": ("qwen2_moe", {"decoder_sparse_step": 1}),
+}
 
 
-def _config(arch: str, vocab: int, hidden: int, layers: int, tied: bool, common: dict):
+def _config(
+    arch: str, vocab: int, hidden: int, layers: int, tied: bool, common: dict, overrides: dict
+):
     common = {**common, "vocab_size": vocab, "tie_word_embeddings": tied}
+    extra = {**_EXTRA.get(arch, {}), **overrides}
     if arch == "gpt2":
         return AutoConfig.for_model(
-            arch, n_embd=hidden, n_layer=layers, n_head=4, n_positions=256, **common
+            arch, n_embd=hidden, n_layer=layers, n_head=4, n_positions=256, **extra, **common
         )
     if arch == "gptj":
         return AutoConfig.for_model(
-            arch, n_embd=hidden, n_layer=layers, n_head=4, n_positions=256, rotary_dim=4, **common
+            arch,
+            n_embd=hidden,
+            n_layer=layers,
+            n_head=4,
+            n_positions=256,
+            rotary_dim=4,
+            **extra,
+            **common,
         )
     if arch in ("gpt_neox", "falcon", "phi"):
-        extra = {} if arch == "falcon" else {"intermediate_size": hidden * 2}
+        sizes = {} if arch == "falcon" else {"intermediate_size": hidden * 2}
         return AutoConfig.for_model(
             arch,
             hidden_size=hidden,
             num_hidden_layers=layers,
             num_attention_heads=4,
             max_position_embeddings=256,
+            **sizes,
             **extra,
-            **_EXTRA.get(arch, {}),
             **common,
         )
     return AutoConfig.for_model(
@@ -75,7 +94,7 @@ def _config(arch: str, vocab: int, hidden: int, layers: int, tied: bool, common:
         num_hidden_layers=layers,
         intermediate_size=hidden * 2,
         **_LLAMA_STYLE,
-        **_EXTRA.get(arch, {}),
+        **extra,
         **common,
     )
 
@@ -93,16 +112,19 @@ def randomise_norms(model: torch.nn.Module, seed: int = 1) -> None:
                 parameter.copy_(parameter + 0.5 * noise)
 
 
-def make_fold_model(arch: str, *, tied: bool = False, layers: int = 3, hidden: int = 32):
+def make_fold_model(
+    arch: str, *, tied: bool = False, layers: int = 3, hidden: int = 32, **overrides
+):
     """A tiny random causal LM of ``arch`` in eval mode, float32, eager attention, with random
-    norm gains; ``tied`` ties the output head to the input embeddings."""
+    norm gains; ``tied`` ties the output head to the input embeddings; ``overrides`` are
+    config values."""
     tokenizer = make_tokenizer()
     common = {
         "pad_token_id": tokenizer.pad_token_id,
         "eos_token_id": tokenizer.eos_token_id,
         "bos_token_id": tokenizer.pad_token_id,
     }
-    config = _config(arch, len(tokenizer), hidden, layers, tied, common)
+    config = _config(arch, len(tokenizer), hidden, layers, tied, common, overrides)
     config._attn_implementation = "eager"
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config)

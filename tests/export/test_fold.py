@@ -14,6 +14,7 @@ from fold_models import (
     ADD_ARCHS,
     POST_NORM_ARCHS,
     TIED_ARCHS,
+    VARIANTS,
     batch,
     make_fold_model,
     random_vector,
@@ -62,6 +63,21 @@ def test_ablate_equals_hooks_everywhere(arch: str, tied: bool) -> None:
         torch.testing.assert_close(
             folded.get_output_embeddings().weight, model.get_input_embeddings().weight
         )
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_other_layouts_of_an_architecture(variant: str) -> None:
+    arch, overrides = VARIANTS[variant]
+    model, tokenizer = make_fold_model(arch, **overrides)
+    vector, inputs = random_vector(model), batch(tokenizer)
+    operators = ["ablate"] + (["add"] if arch in ADD_ARCHS else [])
+    for operator in operators:
+        kwargs = ADD if operator == "add" else {"layers": 1}
+        folded = fold(model, vector, operator=operator, **kwargs)
+        sites = {"sites": "everywhere"} if operator == "ablate" else {}
+        with steer(model, vector, operator=operator, **kwargs, **sites):
+            hooked = _logits(model, inputs)
+        torch.testing.assert_close(_logits(folded, inputs), hooked, atol=1e-5, rtol=1e-5)
 
 
 def test_a_tying_bug_would_show(monkeypatch: pytest.MonkeyPatch) -> None:
