@@ -30,9 +30,7 @@ FORMATS = ("checkpoint", "peft")
 @friendly_errors
 def fold(
     vector: Annotated[Path, typer.Option("--vector", "-v", help="Steering vector file.")],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="New folder to write (must not exist).")
-    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="New (or empty) folder to write.")],
     model: ModelOpt = "default",
     coefficient: Annotated[
         float | None,
@@ -78,8 +76,8 @@ def fold(
     """
     from steerlab.export.adapter import fold_adapter
     from steerlab.export.checkpoint import check_new_folder
+    from steerlab.export.fold import check_one_layer, fold_spec
     from steerlab.export.fold import fold as fold_model
-    from steerlab.export.fold import fold_spec
     from steerlab.models import load_model
     from steerlab.steer import SteerSpec
     from steerlab.vector import SteeringVector
@@ -104,6 +102,8 @@ def fold(
     check_output(output, "--output", folder=True)
     check_new_folder(output, "--output")
     steering = SteeringVector.load(vector)
+    if spec.operator == "ablate":  # before the model loads
+        check_one_layer(steering, spec, steering.metadata.num_layers)
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
     check_vector_fits(steering, vector, loaded)
     if output_format == "peft":

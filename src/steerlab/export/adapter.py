@@ -126,7 +126,7 @@ def fold_adapter(
     check_plain(model)
     vector.check_compatible(model_identity(model))
     layer_map = find_layers(model, layers_path)
-    check_one_layer(vector, spec, layer_map)
+    check_one_layer(vector, spec, len(layer_map))
     plan = plan_layers(vector, spec, len(layer_map))
     ((_, unit, _),) = plan
     writers = adapter_writers(model, int(unit.shape[0]), layers_path)

@@ -37,7 +37,13 @@ from transformers import AutoModelForCausalLM
 from steerlab.errors import SpecError
 from steerlab.export.residual import find_writers, project_out
 from steerlab.hooks import hook_count
-from steerlab.layers import LayerMap, find_layers, find_residual_modules, residual_layout
+from steerlab.layers import (
+    LayerMap,
+    find_layers,
+    find_residual_modules,
+    parse_layers,
+    residual_layout,
+)
 from steerlab.models import model_identity, text_config
 from steerlab.provenance import git_revision, library_version, sha256_of_file, utc_now
 from steerlab.steer import SteerSpec, coefficient_tensor, plan_layers, warn_for_plan
@@ -137,7 +143,7 @@ def fold(
     vector.check_compatible(model_identity(model))
     layer_map = find_layers(model, layers_path)
     if spec.operator == "ablate":
-        check_one_layer(vector, spec, layer_map)
+        check_one_layer(vector, spec, len(layer_map))
     plan = plan_layers(vector, spec, len(layer_map))
     layout = residual_layout(model)
     model_type = str(getattr(text_config(model), "model_type", "unknown"))
@@ -191,13 +197,14 @@ def base_record(
     return record
 
 
-def check_one_layer(vector: SteeringVector, spec: SteerSpec, layer_map: LayerMap) -> None:
+def check_one_layer(vector: SteeringVector, spec: SteerSpec, num_layers: int) -> None:
     """Refuse an ablation of other than one layer's direction.
 
     Raises:
         SpecError: naming the number of layers selected.
+        LayerError: a selection out of ``num_layers``.
     """
-    chosen = vector.layers if spec.layers is None else layer_map.resolve(spec.layers)
+    chosen = vector.layers if spec.layers is None else parse_layers(spec.layers, num_layers)
     if len(chosen) != 1:
         raise SpecError(
             "ablate folds one direction into every residual write: choose the one layer "
