@@ -109,6 +109,19 @@ def test_bad_inputs(saved: tuple[Path, Path], tmp_path: Path, extra, needles) ->
     assert list(tmp_path.iterdir()) == []
 
 
+def test_norms_the_vector_lacks_are_measured(saved: tuple[Path, Path], tmp_path: Path) -> None:
+    model_dir, vector_file = saved
+    bare = SteeringVector.load(vector_file)
+    bare = SteeringVector(dict(bare.directions), bare.metadata, None)
+    bare_file = bare.save(tmp_path / "bare.safetensors")
+    out = tmp_path / "folded"
+    args = ["fold", "-m", str(model_dir), "-v", str(bare_file), "--coefficient", "0.1"]
+    result = invoke([*args, "--layers", "1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "steerlab_fold.json").read_text())
+    assert record["activation_norms"]["1"] > 0
+
+
 def test_bad_paths(saved: tuple[Path, Path], tmp_path: Path) -> None:
     model_dir, vector_file = saved
     used = tmp_path / "used"

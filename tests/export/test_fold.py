@@ -156,6 +156,7 @@ def test_record_says_what_was_folded() -> None:
     assert record["format"] == "steerlab.fold/1"
     assert (record["operator"], record["coefficient"], record["scale"]) == ("add", 0.3, "norm")
     assert record["layers"] == [1, 2] and record["positions"] == "all"
+    assert record["activation_norms"] == {"1": 4.0, "2": 4.0}
     assert record["vector"]["sha256"] == vector.sha256()
     assert record["vector"]["metadata"]["method"] == "mean_diff"
     assert record["bias_module"] == "mlp.c_proj" and record["bias_switch"] is None

@@ -78,6 +78,7 @@ def fold(
     from steerlab.export.checkpoint import check_new_folder
     from steerlab.export.fold import check_one_layer, fold_spec
     from steerlab.export.fold import fold as fold_model
+    from steerlab.generate import with_norms
     from steerlab.models import load_model
     from steerlab.steer import SteerSpec
     from steerlab.vector import SteeringVector
@@ -106,6 +107,9 @@ def fold(
         check_one_layer(steering, spec, steering.metadata.num_layers)
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
     check_vector_fits(steering, vector, loaded)
+    if spec.operator == "add" and spec.scale_by_norm:
+        # As generate does: norms the vector lacks are measured, with a one-line notice.
+        steering = with_norms(loaded, tokenizer, steering, spec.layers, layers_path)
     if output_format == "peft":
         fold_adapter(
             loaded,

@@ -182,6 +182,10 @@ def base_record(
         "sites": spec.sites,
         "positions": spec.positions,
         "layers": [layer for layer, _, _ in plan],
+        # scale='norm': the activation norms the coefficient was multiplied by
+        "activation_norms": {str(layer): scale for layer, _, scale in plan}
+        if spec.scale_by_norm
+        else None,
         "model_type": str(getattr(text_config(model), "model_type", "unknown")),
         "model": dataclasses.asdict(model_identity(model)),
         "vector": {
