@@ -68,6 +68,23 @@ def test_adapter_on_the_embedded_model(embedded, tmp_path: Path) -> None:
     assert torch.equal(_greedy(adapted, inputs, tokenizer), hooked_tokens)
 
 
+def test_fold_command_on_the_embedded_model(embedded, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from steerlab.cli import app
+
+    model, tokenizer, vector, inputs = embedded
+    vector_file = vector.save(tmp_path / "happy.safetensors")
+    out = tmp_path / "folded"
+    args = ["fold", "--model", "default", "-v", str(vector_file), "--coefficient", "0.05"]
+    result = CliRunner().invoke(app, [*args, "--layers", "12-18", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    plain = AutoModelForCausalLM.from_pretrained(out).eval()
+    with steerlab.steer(model, vector, **ADD):
+        hooked_tokens = _greedy(model, inputs, tokenizer)
+    assert torch.equal(_greedy(plain, inputs, tokenizer), hooked_tokens)
+
+
 def steer_ctx(model, vector, kwargs, hooks):
     """``steerlab.steer`` with the fold's arguments (and ``sites`` for ablate)."""
     return steerlab.steer(model, vector, **{**kwargs, **hooks})
