@@ -472,6 +472,9 @@ def _load_adapter(
         device_map=device_map,
         trust_remote_code=trust_remote_code,
     )
+    if _adapts_input_embeddings(base, config):
+        # Merging into tied embeddings would change the tied output head too.
+        untie_embeddings(base)
     with peft_wrapping():
         merged = PeftModel.from_pretrained(base, folder).merge_and_unload()
     merged.eval()
@@ -479,6 +482,44 @@ def _load_adapter(
     if (folder / "tokenizer_config.json").is_file():
         tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(folder))
     return merged, tokenizer
+
+
+def untie_embeddings(model: Any) -> bool:
+    """Give the output head its own copy of tied input embeddings (and say so in the config).
+
+    Returns:
+        Whether the embeddings were tied.
+    """
+    inputs, outputs = model.get_input_embeddings(), model.get_output_embeddings()
+    if outputs is None or outputs.weight is not inputs.weight:
+        return False
+    outputs.weight = torch.nn.Parameter(
+        inputs.weight.detach().clone(), requires_grad=inputs.weight.requires_grad
+    )
+    for config in {id(c): c for c in (model.config, text_config(model))}.values():
+        config.tie_word_embeddings = False
+    getter = getattr(model, "get_expanded_tied_weights_keys", None)
+    if callable(getter):  # transformers 5 keeps the tying map on the model
+        model.all_tied_weights_keys = getter(all_submodels=True)
+    return True
+
+
+def _adapts_input_embeddings(model: Any, adapter_config: dict[str, Any]) -> bool:
+    """Whether a peft adapter config targets (or saves) the model's input embedding module."""
+    embedding = model.get_input_embeddings()
+    names = [name for name, module in model.named_modules() if module is embedding]
+    targets = adapter_config.get("target_modules") or []
+    saved = adapter_config.get("modules_to_save") or []
+    for name in names:
+        short = name.rsplit(".", 1)[-1]
+        if isinstance(targets, str):
+            if re.fullmatch(targets, name) or re.fullmatch(targets, short):
+                return True
+        elif short in targets or name in targets:
+            return True
+        if short in saved or name in saved:
+            return True
+    return False
 
 
 def text_config(model: torch.nn.Module) -> Any:

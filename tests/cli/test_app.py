@@ -24,6 +24,8 @@ COMMAND_MODULES = {
     "training": ("finetune", "tune"),
     "datasets": ("qa", "pairs"),
     "demo": ("demo",),
+    "exporting": ("export_gguf", "import_gguf"),
+    "folding": ("fold",),
 }
 TOP_COMMANDS = (
     "calibrate",
@@ -39,6 +41,9 @@ TOP_COMMANDS = (
     "finetune",
     "tune",
     "eval",
+    "export",
+    "import",
+    "fold",
 )
 
 
@@ -64,7 +69,9 @@ def test_help_lists_every_command() -> None:
     assert "qa" in dataset.stdout and "pairs" in dataset.stdout
 
 
-@pytest.mark.parametrize("command", [*TOP_COMMANDS, "dataset qa", "dataset pairs"])
+@pytest.mark.parametrize(
+    "command", [*TOP_COMMANDS, "dataset qa", "dataset pairs", "export gguf", "import gguf"]
+)
 def test_every_command_has_help(command: str) -> None:
     result = invoke([*command.split(), "--help"])
     assert result.exit_code == 0, result.output

@@ -108,11 +108,6 @@ def test_a_used_folder_is_refused(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "x").read_text() == "keep"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="steerlab.models._load_adapter merges into tied embeddings, which changes the tied "
-    "output head too; untie before merging (see the #11 fold report)",
-)
 def test_load_model_of_an_adapter_on_a_tied_base(tmp_path: Path) -> None:
     from steerlab.models import load_model
 

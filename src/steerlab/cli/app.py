@@ -2,7 +2,9 @@
 
 Each command lives in one module of this package, by group (:mod:`~steerlab.cli.vectors`,
 :mod:`~steerlab.cli.generation`, :mod:`~steerlab.cli.evaluation`,
-:mod:`~steerlab.cli.training`, :mod:`~steerlab.cli.datasets`, :mod:`~steerlab.cli.demo`);
+:mod:`~steerlab.cli.calibration`, :mod:`~steerlab.cli.training`,
+:mod:`~steerlab.cli.datasets`, :mod:`~steerlab.cli.exporting`, :mod:`~steerlab.cli.folding`,
+:mod:`~steerlab.cli.demo`);
 those modules import only :mod:`steerlab.cli.common` and the library, and this one is the
 only place that knows them all. A new command is a function in one of them (or a new module)
 plus one line below.

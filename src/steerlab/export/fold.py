@@ -44,7 +44,7 @@ from steerlab.layers import (
     parse_layers,
     residual_layout,
 )
-from steerlab.models import model_identity, text_config
+from steerlab.models import model_identity, text_config, untie_embeddings
 from steerlab.provenance import git_revision, library_version, sha256_of_file, utc_now
 from steerlab.steer import SteerSpec, coefficient_tensor, plan_layers, warn_for_plan
 from steerlab.vector import SteeringVector
@@ -328,26 +328,6 @@ def _fold_ablate(
         "orthogonalised": [writer.name for writer in writers],
         "direction_unit": True,
     }
-
-
-def untie_embeddings(model: Any) -> bool:
-    """Give the output head its own copy of tied input embeddings (and say so in the config).
-
-    Returns:
-        Whether the embeddings were tied.
-    """
-    inputs, outputs = model.get_input_embeddings(), model.get_output_embeddings()
-    if outputs is None or outputs.weight is not inputs.weight:
-        return False
-    outputs.weight = nn.Parameter(
-        inputs.weight.detach().clone(), requires_grad=inputs.weight.requires_grad
-    )
-    for config in {id(c): c for c in (model.config, text_config(model))}.values():
-        config.tie_word_embeddings = False
-    getter = getattr(model, "get_expanded_tied_weights_keys", None)
-    if callable(getter):  # transformers 5 keeps the tying map on the model
-        model.all_tied_weights_keys = getter(all_submodels=True)
-    return True
 
 
 def fold_record(model: nn.Module) -> Mapping[str, Any]:
