@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -45,6 +47,7 @@ from steerlab.provenance import atomic_write, git_revision, utc_now
 
 # The repository root, so that the `benchmarks` package (its report writer) imports.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.harness import cpu_snapshot, foreign_cores
 from benchmarks.report import update_section
 
 HERE = Path(__file__).resolve().parent
@@ -127,6 +130,7 @@ def main() -> None:
         (Path(tmp) / "request.json").write_text(json.dumps(request))
         peer_out = args.out / "peers"  # kept: the peers' half is the slow one
         start = time.perf_counter()
+        machine_before, children_before = cpu_snapshot(), children_cpu()
         subprocess.run(
             [
                 args.peers_python,
@@ -136,7 +140,14 @@ def main() -> None:
             ],
             check=True,
         )
-        print(f"peer side: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        wall = time.perf_counter() - start
+        print(f"peer side: {wall:.0f} s", file=sys.stderr)
+        # Other processes' CPU while the peers ran: the machine's busy time minus the child's.
+        machine_after = cpu_snapshot()
+        peer_contention = math.nan
+        if machine_before is not None and machine_after is not None:
+            busy = machine_after[0] - machine_before[0]
+            peer_contention = max(0.0, (busy - (children_cpu() - children_before)) / wall)
         peers = dict(np.load(peer_out / "peers.npz"))
         peer_report = json.loads((peer_out / "peers.json").read_text())
 
@@ -157,13 +168,16 @@ def main() -> None:
     n_layers = model.config.num_hidden_layers
     parity: dict = {}
     timings: dict = {}
+    contention: dict = {}
     for set_name, pairs in pair_sets.items():
         for method in dict.fromkeys(m for m, _, _ in PAIRINGS):
-            start = time.perf_counter()
+            before, start = cpu_snapshot(), time.perf_counter()
             vector = sl.extract(
                 model, tokenizer, pairs, method=method, layers="all", progress=False
             )
-            timings[f"steerlab_{method}/{set_name}"] = time.perf_counter() - start
+            took = time.perf_counter() - start
+            timings[f"steerlab_{method}/{set_name}"] = took
+            contention[f"steerlab_{method}/{set_name}"] = foreign_cores(before, took)
             for ours_method, key, peer_name in PAIRINGS:
                 if ours_method != method:
                     continue
@@ -178,6 +192,7 @@ def main() -> None:
                     "per_layer": cosines,
                 }
     timings.update(peer_report["timings"])
+    contention.update({key: peer_contention for key in peer_report["timings"]})
     result = {
         "date": utc_now(),
         "git_revision": git_revision(),
@@ -193,12 +208,40 @@ def main() -> None:
         "hidden_states": hidden,
         "parity": parity,
         "timings": timings,
+        "contention": contention,
+        "runs": {name: utc_now() for name in pair_sets},
     }
+    keep_other_sets(result, args.out / "parity.json", set(pair_sets))
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.out / "parity.json") as handle:
         json.dump(result, handle, indent=2)
     update_section(args.report, "parity", markdown(result))
     print(markdown(result))
+
+
+def children_cpu() -> float:
+    """CPU seconds used so far by this process's finished children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def keep_other_sets(result: dict, previous_file: Path, ran: set[str]) -> None:
+    """Carry over from the previous ``parity.json`` the pair sets this run did not run (a
+    ``--sets 16`` run keeps the slow 256-pair results), each with the date it was run."""
+    if not previous_file.is_file():
+        return
+    previous = json.loads(previous_file.read_text())
+    for name, when in previous.get("runs", {}).items():
+        if name in ran:
+            continue
+        result["runs"][name] = when
+        for key, row in previous["parity"].items():
+            if key.endswith(f"[{name} pairs]"):
+                result["parity"][key] = row
+        for table in ("timings", "contention"):
+            for key, value in previous.get(table, {}).items():
+                if key.endswith(f"/{name}"):
+                    result[table][key] = value
 
 
 def markdown(result: dict) -> str:
@@ -237,13 +280,61 @@ def markdown(result: dict) -> str:
     ]
     for name, row in result["parity"].items():
         lines.append(f"| {name} | {row['min_cosine']:.7f} | {row['last_layer_cosine']:.7f} |")
-    lines += ["", "| extraction, all layers | 16 pairs (s) | 256 pairs (s) |", "|---|---|---|"]
+    runs = result.get("runs", {})
+    lines += [
+        "",
+        "| extraction, all layers | 16 pairs (s) | other processes (cores) | 256 pairs (s) "
+        "| other processes (cores) |",
+        "|---|---|---|---|---|",
+    ]
     tools = sorted({key.split("/")[0] for key in result["timings"]})
     for tool in tools:
-        cells = [result["timings"].get(f"{tool}/{n}") for n in ("16", "256")]
-        shown = ["not run" if c is None else f"{c:.2f}" for c in cells]
-        lines.append(f"| {tool} | {shown[0]} | {shown[1]} |")
+        cells = []
+        for n in ("16", "256"):
+            took = result["timings"].get(f"{tool}/{n}")
+            busy = result.get("contention", {}).get(f"{tool}/{n}", math.nan)
+            shown = "unknown" if math.isnan(busy) else f"{busy:.2f}"
+            cells += ["not run", "-"] if took is None else [f"{took:.2f}", shown]
+        lines.append(f"| {tool} | " + " | ".join(cells) + " |")
+    lines += ["", reading(result, runs)]
     return "\n".join(lines) + "\n"
+
+
+def reading(result: dict, runs: dict) -> str:
+    """The tables in words: which pairs agree, and the time ratios per pair set."""
+    parts = []
+    agree = [
+        name
+        for name, row in result["parity"].items()
+        if "other definition" not in name and row["min_cosine"] >= 0.9999
+    ]
+    if agree:
+        parts.append(
+            f"Parity (cosine >= 0.9999 on every layer both read alike): {len(agree)} of "
+            f"{sum('other definition' not in n for n in result['parity'])} comparisons."
+        )
+    timings = result["timings"]
+    for n in ("16", "256"):
+        pairs = [
+            ("steering-vectors", "steering_vectors", "steerlab_mean_diff"),
+            ("repeng pca_diff", "repeng_pca_diff", "steerlab_pca_diff_centered"),
+            ("repeng pca_center", "repeng_pca_center", "steerlab_pca_pair_centered"),
+        ]
+        ratios = [
+            f"{label} {timings[f'{peer}/{n}'] / timings[f'{ours}/{n}']:.1f}x"
+            for label, peer, ours in pairs
+            if f"{peer}/{n}" in timings and f"{ours}/{n}" in timings
+        ]
+        if ratios:
+            parts.append(
+                f"{n} pairs (run {runs.get(n, 'n/a')}): peer time / steerlab time of the same "
+                "vector: " + ", ".join(ratios) + "."
+            )
+    parts.append(
+        "Times are single runs; a row whose 'other processes' is above ~0.15 cores ran on a "
+        "shared machine and is slower than it would be alone."
+    )
+    return " ".join(parts)
 
 
 if __name__ == "__main__":
