@@ -30,6 +30,7 @@ from benchmarks import (
     bench_diff_cost,
     bench_extract,
     bench_finetune_throughput,
+    bench_fold,
     bench_represent_step,
     bench_steer_overhead,
     bench_sweep,
@@ -46,6 +47,7 @@ BENCHMARKS: list[Benchmark] = [
     bench_diff_cost.BENCHMARK,
     bench_represent_step.BENCHMARK,
     bench_calibrate.BENCHMARK,
+    bench_fold.BENCHMARK,
 ]
 
 if __name__ == "__main__":
