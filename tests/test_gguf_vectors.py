@@ -224,11 +224,10 @@ def test_refusals_are_one_line_and_leave_no_file(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_default_layers_with_layer_0_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(SpecError) as caught:
-        make_vector(layers=(0, 1, 2, 3)).to_gguf(tmp_path / "v.gguf")
-    assert_one_line(caught, "layer 0", "--layers 1-3")
-    assert list(tmp_path.iterdir()) == []
+def test_default_layers_leave_out_layer_0(tmp_path: Path) -> None:
+    out = make_vector(layers=(0, 1, 2, 3)).to_gguf(tmp_path / "v.gguf")
+    names = sorted(t.name for t in gguf.GGUFReader(out).tensors)
+    assert names == ["direction.1", "direction.2", "direction.3"]
 
 
 def test_norm_scale_without_norms_is_refused(tmp_path: Path) -> None:

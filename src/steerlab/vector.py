@@ -517,11 +517,12 @@ class SteeringVector:
     ) -> Path:
         """Write a llama.cpp control vector: ``direction.N`` = the push steerlab adds at layer
         N with ``coefficient`` and ``scale`` (``vector``, ``unit`` or ``norm``) baked in, for
-        ``layers`` (default: all the vector has), plus ``steerlab.*`` metadata; atomically.
-        Layer 0, operators but ``add`` and positions but ``all`` are refused (SpecError): see
-        :mod:`steerlab.gguf_vectors` for the layout and the layer numbering.
+        ``layers`` (default: all the vector has but 0, which llama.cpp never steers), plus
+        ``steerlab.*`` metadata; atomically. Layer 0 asked for, operators but ``add`` and
+        positions but ``all`` are refused (SpecError): see :mod:`steerlab.gguf_vectors` for
+        the layout and the layer numbering.
         """
-        wanted = self.layers if layers is None else layers
+        wanted = [layer for layer in self.layers if layer != 0] if layers is None else layers
         chosen = gguf_vectors.exportable_layers(wanted, operator, positions)
         directions = {layer: self[layer].double().numpy() for layer in chosen}
         norms = {k: v for k, v in (self.activation_norms or {}).items() if k in directions}

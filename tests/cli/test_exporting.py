@@ -66,9 +66,12 @@ def test_export_bakes_coefficient_and_scale(vector_file: Path, tmp_path: Path) -
         assert np.array_equal(found[f"direction.{layer}"], expected)
 
 
-def test_export_defaults_to_the_vector_as_extracted(vector_file: Path, tmp_path: Path) -> None:
+def test_export_coefficient_1_scale_vector_is_the_vector_as_extracted(
+    vector_file: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "v.gguf"
-    result = invoke(["export", "gguf", str(vector_file), "-o", str(out), "--layers", "2"])
+    args = ["export", "gguf", str(vector_file), "-o", str(out), "--layers", "2"]
+    result = invoke([*args, "--coefficient", "1", "--scale", "vector"])
     assert result.exit_code == 0, result.output
     assert "note:" not in result.stdout
     assert np.array_equal(
@@ -76,10 +79,83 @@ def test_export_defaults_to_the_vector_as_extracted(vector_file: Path, tmp_path:
     )
 
 
+def test_export_defaults_norm_scale_and_leaves_out_layer_0(
+    vector_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "v.gguf"
+    result = invoke(["export", "gguf", str(vector_file), "-o", str(out), "--coefficient", "0.1"])
+    assert result.exit_code == 0, result.output
+    assert "layer 0 left out" in result.stdout
+    vector = SteeringVector.load(vector_file)
+    found = direction_tensors(out)
+    assert sorted(found) == ["direction.1", "direction.2"]  # the vector has layers 0-2
+    for layer in (1, 2):  # scale norm: 0.1 of the layer's activation norm
+        push = float(np.linalg.norm(found[f"direction.{layer}"]))
+        assert push == pytest.approx(0.1 * vector.activation_norms[layer], rel=1e-6)
+
+
+def test_export_needs_a_coefficient(vector_file: Path, tmp_path: Path) -> None:
+    result = invoke(["export", "gguf", str(vector_file), "-o", str(tmp_path / "v.gguf")])
+    assert result.exit_code == 2 and "--coefficient" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def calibrated_copy(vector_file: Path, folder: Path, negative: float | None = -0.2) -> Path:
+    """The vector with a calibration as `steerlab calibrate --write` stores it."""
+    record = {"scale": "norm", "layers": [1, 2], "positive": 0.15, "negative": negative}
+    calibrated = SteeringVector.load(vector_file).with_calibration(record)
+    return calibrated.save(folder / "calibrated.safetensors")
+
+
+@pytest.mark.parametrize("choice,value", [("auto", 0.15), ("-auto", -0.2)])
+def test_export_auto_uses_the_calibration(
+    vector_file: Path, tmp_path: Path, choice: str, value: float
+) -> None:
+    calibrated = calibrated_copy(vector_file, tmp_path)
+    out = tmp_path / "v.gguf"
+    result = invoke(["export", "gguf", str(calibrated), "-o", str(out), f"--coefficient={choice}"])
+    assert result.exit_code == 0, result.output
+    assert f"coefficient {value:g} (scale norm, layers 1,2)" in result.stdout
+    vector = SteeringVector.load(vector_file)
+    found = direction_tensors(out)
+    assert sorted(found) == ["direction.1", "direction.2"]
+    for layer in (1, 2):
+        v = vector[layer].double().numpy()
+        expected = value * vector.activation_norms[layer] * v / np.linalg.norm(v)
+        assert np.array_equal(found[f"direction.{layer}"], expected.astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "extra,needles",
+    [
+        (["--coefficient", "auto", "--scale", "unit"], ("--scale unit", "calibrated with")),
+        (["--coefficient", "auto", "--layers", "2"], ("--layers 2", "calibrated at")),
+        (["--coefficient=-auto"], ("no negative coefficient",)),
+        (["--coefficient", "strong"], ("--coefficient", "'auto'")),
+    ],
+)
+def test_export_auto_bad_inputs(
+    vector_file: Path, tmp_path: Path, extra: list[str], needles: tuple[str, ...]
+) -> None:
+    calibrated = calibrated_copy(vector_file, tmp_path, negative=None)
+    out = tmp_path / "v.gguf"
+    assert_one_line_error(
+        invoke(["export", "gguf", str(calibrated), "-o", str(out), *extra]), *needles
+    )
+    assert not out.exists()
+
+
+def test_export_auto_needs_a_calibration(vector_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "v.gguf"
+    result = invoke(["export", "gguf", str(vector_file), "-o", str(out), "--coefficient", "auto"])
+    assert_one_line_error(result, "no calibration", "steerlab calibrate")
+    assert not out.exists()
+
+
 def test_export_deprecated_normalize_means_unit(vector_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "v.gguf"
     args = ["export", "gguf", str(vector_file), "-o", str(out), "--layers", "1", "--normalize"]
-    result = invoke(args)
+    result = invoke([*args, "--coefficient", "1"])
     assert result.exit_code == 0, result.output
     assert "--scale unit" in result.stdout
     assert np.linalg.norm(direction_tensors(out)["direction.1"]) == pytest.approx(1.0, abs=1e-6)
@@ -88,8 +164,7 @@ def test_export_deprecated_normalize_means_unit(vector_file: Path, tmp_path: Pat
 @pytest.mark.parametrize(
     "extra,needles",
     [
-        ([], ("layer 0", "--layers 1-2")),  # the extracted vector has layers 0-2
-        (["--layers", "0-2"], ("layer 0",)),
+        (["--layers", "0-2"], ("layer 0", "--layers 1-2")),
         (["--layers", "1", "--operator", "ablate"], ("operator 'ablate'",)),
         (["--layers", "1", "--positions", "prompt"], ("positions 'prompt'",)),
         (["--layers", "1", "--coefficient", "nan"], ("--coefficient", "finite")),
@@ -101,7 +176,8 @@ def test_export_bad_inputs(
     vector_file: Path, tmp_path: Path, extra: list[str], needles: tuple[str, ...]
 ) -> None:
     out = tmp_path / "v.gguf"
-    result = invoke(["export", "gguf", str(vector_file), "-o", str(out), *extra])
+    coefficient = [] if "--coefficient" in extra else ["--coefficient", "1"]
+    result = invoke(["export", "gguf", str(vector_file), "-o", str(out), *coefficient, *extra])
     assert_one_line_error(result, *needles)
     assert list(tmp_path.iterdir()) == []
 
@@ -110,15 +186,29 @@ def test_export_norm_scale_needs_norms(vector_file: Path, tmp_path: Path) -> Non
     vector = SteeringVector.load(vector_file)
     bare = SteeringVector(dict(vector.directions), vector.metadata).save(tmp_path / "bare.st")
     out = tmp_path / "v.gguf"
-    args = ["export", "gguf", str(bare), "-o", str(out), "--layers", "1", "--scale", "norm"]
+    args = ["export", "gguf", str(bare), "-o", str(out), "--layers", "1", "--coefficient", "0.1"]
     assert_one_line_error(invoke(args), "activation norm", "--scale unit or --scale vector")
     assert not out.exists()
 
 
 def test_export_missing_vector_and_folder_output(vector_file: Path, tmp_path: Path) -> None:
-    missing = invoke(["export", "gguf", str(tmp_path / "no.safetensors"), "-o", "x.gguf"])
+    missing = invoke(
+        ["export", "gguf", str(tmp_path / "no.safetensors"), "-o", "x.gguf", "--coefficient", "1"]
+    )
     assert_one_line_error(missing, "no such vector file")
-    folder = invoke(["export", "gguf", str(vector_file), "-o", str(tmp_path), "--layers", "1"])
+    folder = invoke(
+        [
+            "export",
+            "gguf",
+            str(vector_file),
+            "-o",
+            str(tmp_path),
+            "--layers",
+            "1",
+            "--coefficient",
+            "1",
+        ]
+    )
     assert_one_line_error(folder, "is a folder")
 
 
@@ -128,7 +218,7 @@ def test_export_missing_vector_and_folder_output(vector_file: Path, tmp_path: Pa
 def test_export_then_import_round_trip(vector_file: Path, model_dir: Path, tmp_path: Path) -> None:
     gguf_file = tmp_path / "v.gguf"
     export = ["export", "gguf", str(vector_file), "-o", str(gguf_file), "--layers", "1-2"]
-    assert invoke(export).exit_code == 0
+    assert invoke([*export, "--coefficient", "1", "--scale", "vector"]).exit_code == 0
     out = tmp_path / "back.safetensors"
     result = invoke(["import", "gguf", str(gguf_file), "--model", str(model_dir), "-o", str(out)])
     assert result.exit_code == 0, result.output

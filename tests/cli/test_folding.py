@@ -51,6 +51,25 @@ def test_fold_add(saved: tuple[Path, Path], tmp_path: Path) -> None:
     _compare(model_dir, vector_file, lambda _: plain, coefficient=0.2, layers="1-2", scale="norm")
 
 
+def test_fold_add_auto_uses_the_calibration(saved: tuple[Path, Path], tmp_path: Path) -> None:
+    model_dir, vector_file = saved
+    record = {"scale": "norm", "layers": [1, 2], "positive": 0.15, "negative": None}
+    calibrated = SteeringVector.load(vector_file).with_calibration(record)
+    calibrated_file = calibrated.save(tmp_path / "calibrated.safetensors")
+    out = tmp_path / "folded"
+    args = ["fold", "-m", str(model_dir), "-v", str(calibrated_file), "-o", str(out)]
+    result = invoke([*args, "--coefficient", "auto"])
+    assert result.exit_code == 0, result.output
+    assert "coefficient 0.15 (scale norm, layers 1,2) from the vector's calibration" in (
+        result.stdout
+    )
+    plain = AutoModelForCausalLM.from_pretrained(out).eval()
+    _compare(model_dir, vector_file, lambda _: plain, coefficient=0.15, layers="1-2", scale="norm")
+    refused = invoke([*args[:-1], str(tmp_path / "other"), "--coefficient=-auto"])
+    assert_one_line_error(refused, "no negative coefficient")
+    assert not (tmp_path / "other").exists()
+
+
 def test_fold_ablate(saved: tuple[Path, Path], tmp_path: Path) -> None:
     model_dir, vector_file = saved
     out = tmp_path / "ablated"

@@ -328,6 +328,91 @@ def steering_scale(
     return implied
 
 
+def calibrated(
+    steering: Any,
+    path: Path,
+    scale: str | None,
+    layers: str | None,
+    note: Callable[[str], None] = print_note,
+) -> tuple[list[float], str, str]:
+    """``--coefficients auto``: the vector's calibrated coefficients, scale and layers.
+
+    Raises:
+        SpecError: the vector has no calibration, or ``--scale``/``--layers`` differ from
+            what it was calibrated with.
+    """
+    from steerlab.errors import VectorError
+
+    try:
+        values = list(steering.recommended_coefficients())
+    except VectorError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    record = steering.calibration
+    if scale is not None and scale != record["scale"]:
+        raise SpecError(f"--scale {scale}: {path} was calibrated with --scale {record['scale']}")
+    calibrated_layers = ",".join(map(str, record["layers"]))
+    if layers is not None:
+        from steerlab.layers import parse_layers
+
+        asked = parse_layers(layers, steering.metadata.num_layers)
+        if list(asked) != record["layers"]:
+            raise SpecError(
+                f"--layers {layers}: {path} was calibrated at layers {calibrated_layers}"
+            )
+    note(
+        f"coefficients {', '.join(f'{v:g}' for v in values)} (scale {record['scale']}, layers "
+        f"{calibrated_layers}) from the vector's calibration"
+    )
+    return values, record["scale"], calibrated_layers
+
+
+AUTO_COEFFICIENTS = ("auto", "-auto")
+
+
+def parse_coefficient(text: str, option: str = "--coefficient") -> float | str:
+    """A single coefficient: a finite number, or ``auto`` / ``-auto`` (the vector's calibrated
+    positive / negative coefficient, resolved by :func:`auto_coefficient`)."""
+    value = text.strip().lower()
+    if value in AUTO_COEFFICIENTS:
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        raise SpecError(
+            f"{option} {text!r} is not a number, 'auto' or '-auto' (the calibrated one)"
+        ) from None
+    return float(check_finite(number, option))
+
+
+def auto_coefficient(
+    choice: str,
+    steering: Any,
+    path: Path,
+    scale: str | None,
+    layers: str | None,
+    note: Callable[[str], None] = print_note,
+) -> tuple[float, str, str]:
+    """``--coefficient auto`` (or ``-auto``): the calibrated positive (negative) coefficient
+    of the vector, with the scale and layers it was calibrated at.
+
+    Raises:
+        SpecError: no calibration, no recommendation for that sign, or ``--scale`` /
+            ``--layers`` other than the calibration's.
+    """
+    values, chosen_scale, chosen_layers = calibrated(
+        steering, path, scale, layers, note=lambda _line: None
+    )
+    picked = [v for v in values if (v < 0 if choice == "-auto" else v > 0)]
+    if not picked:
+        sign = "negative" if choice == "-auto" else "positive"
+        raise SpecError(f"{path}: its calibration recommends no {sign} coefficient")
+    note(
+        f"coefficient {picked[0]:g} (scale {chosen_scale}, layers {chosen_layers}) from the "
+        "vector's calibration"
+    )
+    return picked[0], chosen_scale, chosen_layers
+
+
 # -- options shared by several commands ------------------------------------------------------
 
 ModelOpt = Annotated[

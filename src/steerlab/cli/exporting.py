@@ -12,13 +12,14 @@ from steerlab.cli.common import (
     ModelOpt,
     NormalizeOpt,
     ScaleByNormOpt,
+    auto_coefficient,
     check_output,
     console,
     friendly_errors,
+    parse_coefficient,
     print_note,
     steering_scale,
 )
-from steerlab.validation import check_number
 
 EXPORT_HELP = "Write a steering vector in another tool's format (gguf: llama.cpp)."
 IMPORT_HELP = "Read a vector another tool wrote (gguf: llama.cpp, repeng, EasySteer)."
@@ -29,23 +30,28 @@ def export_gguf(
     vector: Annotated[Path, typer.Argument(help="A steering vector .safetensors file.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .gguf file.")],
     coefficient: Annotated[
-        float,
+        str,
         typer.Option(
-            help="Baked into the numbers (llama.cpp's --control-vector-scaled FILE S then "
-            "multiplies them by S)."
+            help="Strength baked into the numbers, in --scale units; 'auto' / '-auto': the "
+            "positive / negative coefficient `steerlab calibrate --write` stored (with its "
+            "scale and layers). llama.cpp's --control-vector-scaled FILE S multiplies by S."
         ),
-    ] = 1.0,
+    ],
     layers: Annotated[
         str | None,
-        typer.Option(help="Layers to export, e.g. 12-18 (default: all the vector has; not 0)."),
+        typer.Option(
+            help="Layers to export, e.g. 12-18 (default: all the vector has but 0, which "
+            "llama.cpp never steers)."
+        ),
     ] = None,
     scale: Annotated[
         str | None,
         typer.Option(
             "--scale",
-            help="What --coefficient is measured in: vector (default: the vector as "
-            "extracted), unit (its unit direction) or norm (a fraction of each layer's "
-            "activation norm recorded in the vector).",
+            help="What --coefficient is measured in: norm (default: a fraction of each "
+            "layer's activation norm recorded in the vector, as generate and fold), unit (the "
+            "unit direction) or vector (as extracted: --coefficient 1 --scale vector writes "
+            "the vector itself).",
         ),
     ] = None,
     normalize: NormalizeOpt = None,
@@ -66,24 +72,33 @@ def export_gguf(
     from steerlab.layers import parse_layers
     from steerlab.vector import SteeringVector
 
-    chosen_scale = steering_scale("export gguf", scale, normalize, scale_by_norm, default="vector")
-    check_number(coefficient, "--coefficient")
+    choice = parse_coefficient(coefficient)
+    chosen_scale = steering_scale("export gguf", scale, normalize, scale_by_norm, default="norm")
     check_output(output)
     steering = SteeringVector.load(vector)
+    if isinstance(choice, str):  # auto / -auto: the calibration's coefficient, scale, layers
+        value, chosen_scale, layers = auto_coefficient(choice, steering, vector, scale, layers)
+    else:
+        value = choice
     selected = None if layers is None else parse_layers(layers, steering.metadata.num_layers)
     steering.to_gguf(
         output,
-        coefficient,
+        value,
         layers=selected,
         scale=chosen_scale,
         operator=operator,
         positions=positions,
     )
-    exported = steering.layers if selected is None else selected
-    warn_if_strong(steering, exported, coefficient, chosen_scale)
+    coefficient_value = value
+    exported = tuple(layer for layer in steering.layers if layer != 0)
+    if selected is not None:
+        exported = tuple(sorted(set(selected)))
+    elif 0 in steering.layers:
+        print_note("layer 0 left out: llama.cpp never steers the output of block 0")
+    warn_if_strong(steering, exported, coefficient_value, chosen_scale)
     console.print(
         f"wrote {output}: direction.N for layers {_span(exported)} (hidden "
-        f"{steering.metadata.hidden_size}), coefficient {coefficient:g} at scale "
+        f"{steering.metadata.hidden_size}), coefficient {coefficient_value:g} at scale "
         f"{chosen_scale} baked in; llama.cpp: --control-vector {output}",
         highlight=False,
         soft_wrap=True,

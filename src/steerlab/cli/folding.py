@@ -14,15 +14,17 @@ from steerlab.cli.common import (
     ModelOpt,
     NormalizeOpt,
     ScaleByNormOpt,
+    auto_coefficient,
     check_output,
     check_vector_fits,
     console,
     friendly_errors,
     model_reference,
+    parse_coefficient,
     steering_scale,
 )
 from steerlab.errors import SpecError
-from steerlab.validation import check_choice, check_number
+from steerlab.validation import check_choice
 
 FORMATS = ("checkpoint", "peft")
 
@@ -33,8 +35,12 @@ def fold(
     output: Annotated[Path, typer.Option("--output", "-o", help="New (or empty) folder to write.")],
     model: ModelOpt = "default",
     coefficient: Annotated[
-        float | None,
-        typer.Option(help="add: the coefficient (required); ablate: 1 removes the direction."),
+        str | None,
+        typer.Option(
+            help="add: the coefficient (required), in --scale units, or 'auto' / '-auto' (the "
+            "positive / negative one `steerlab calibrate --write` stored, with its scale and "
+            "layers); ablate: 1 (default) removes the direction."
+        ),
     ] = None,
     layers: Annotated[
         str | None,
@@ -87,10 +93,20 @@ def fold(
     check_choice(operator, "--operator", ("add", "ablate", "clamp"))
     if coefficient is None:
         if operator == "add":
-            raise SpecError("--operator add needs --coefficient (e.g. --coefficient 0.1)")
-        coefficient = 1.0
-    check_number(coefficient, "--coefficient")
+            raise SpecError(
+                "--operator add needs --coefficient (e.g. --coefficient 0.1, or auto after "
+                "`steerlab calibrate --write`)"
+            )
+        coefficient = "1"
+    choice = parse_coefficient(coefficient)
     chosen_scale = steering_scale("fold", scale, normalize, scale_by_norm, default="norm")
+    if isinstance(choice, str):
+        if operator != "add":
+            raise SpecError(f"--coefficient {choice} is a calibrated add strength: use add")
+        steering = SteeringVector.load(vector)
+        value, chosen_scale, layers = auto_coefficient(choice, steering, vector, scale, layers)
+    else:
+        value = choice
     if output_format == "peft" and operator != "ablate":
         raise SpecError(
             "--format peft implements --operator ablate only ('add' is a bias, which LoRA "
@@ -98,7 +114,7 @@ def fold(
         )
     # Everything the spec can refuse (clamp...) is refused before the model loads.
     spec = fold_spec(
-        SteerSpec(coefficient, layers=layers, operator=operator, scale=chosen_scale)  # type: ignore[arg-type]
+        SteerSpec(value, layers=layers, operator=operator, scale=chosen_scale)  # type: ignore[arg-type]
     )
     check_output(output, "--output", folder=True)
     check_new_folder(output, "--output")

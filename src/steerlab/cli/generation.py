@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ from steerlab.cli.common import (
     NormalizeOpt,
     ScaleByNormOpt,
     ScaleOpt,
+    calibrated,
     check_count,
     check_number,
     check_vector_fits,
@@ -113,44 +113,6 @@ def generate(
             typer.echo(json.dumps(row))
         return
     console.print(generations_table(results))
-
-
-def calibrated(
-    steering: Any,
-    path: Path,
-    scale: str | None,
-    layers: str | None,
-    note: Callable[[str], None] = print_note,
-) -> tuple[list[float], str, str]:
-    """``--coefficients auto``: the vector's calibrated coefficients, scale and layers.
-
-    Raises:
-        SpecError: the vector has no calibration, or ``--scale``/``--layers`` differ from
-            what it was calibrated with.
-    """
-    from steerlab.errors import VectorError
-
-    try:
-        values = list(steering.recommended_coefficients())
-    except VectorError as exc:
-        raise SpecError(f"{path}: {exc}") from None
-    record = steering.calibration
-    if scale is not None and scale != record["scale"]:
-        raise SpecError(f"--scale {scale}: {path} was calibrated with --scale {record['scale']}")
-    calibrated_layers = ",".join(map(str, record["layers"]))
-    if layers is not None:
-        from steerlab.layers import parse_layers
-
-        asked = parse_layers(layers, steering.metadata.num_layers)
-        if list(asked) != record["layers"]:
-            raise SpecError(
-                f"--layers {layers}: {path} was calibrated at layers {calibrated_layers}"
-            )
-    note(
-        f"coefficients {', '.join(f'{v:g}' for v in values)} (scale {record['scale']}, layers "
-        f"{calibrated_layers}) from the vector's calibration"
-    )
-    return values, record["scale"], calibrated_layers
 
 
 def generations_table(results: list[Any]) -> Table:
