@@ -104,12 +104,14 @@ bench: install
 	$(BIN)/python benchmarks/run.py
 
 # Checkpoints in transformers 4.x, and extraction parity and speed against steering-vectors
-# and repeng (benchmarks/peers/parity.py; results go into BENCHMARKS.md by hand).
+# and repeng (benchmarks/peers/parity.py writes BENCHMARKS.md's "parity" section; SETS=16 runs
+# the quick half alone and keeps the 256-pair results of an earlier run in benchmarks/peers/out).
+SETS ?= 16,256
 parity: install
 	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
 	$(PEERS)/bin/python -m pip install --quiet $(TORCH) $(PEER_PACKAGES)
-	$(BIN)/python benchmarks/peers/parity.py --peers-python $(PEERS)/bin/python --out benchmarks/peers/out
+	$(BIN)/python benchmarks/peers/parity.py --peers-python $(PEERS)/bin/python --out benchmarks/peers/out --sets $(SETS)
 
 clean:
 	rm -rf $(VENV) $(LATEST) $(OLDEST) $(PIN_VENV) $(PEERS) build dist src/*.egg-info
