@@ -37,6 +37,10 @@ from steerlab.checkpoints import save_checkpoint
 from steerlab.generate import render_prompts
 from steerlab.provenance import atomic_write, git_revision, utc_now
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the `benchmarks` package, for the report writer
+from benchmarks.report import update_section  # noqa: E402
+
 PROMPTS = [
     "Tell me about your day.",
     "What do you think of the weather?",
@@ -107,6 +111,9 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--out", type=Path, default=Path("vllm-fold.json"))
+    parser.add_argument(
+        "--report", type=Path, default=ROOT / "BENCHMARKS.md", help="Its section 'vllm'."
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("vllm_fold: no CUDA GPU here; vLLM needs one (nothing was run)", file=sys.stderr)
@@ -154,7 +161,28 @@ def main() -> int:
     with atomic_write(args.out) as handle:
         json.dump(result, handle, indent=2)
     print(json.dumps({k: v for k, v in result.items() if "vs" in k}, indent=2))
+    update_section(args.report, "vllm", markdown(result))
     return 0
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The section "vllm" of BENCHMARKS.md."""
+    lines = [
+        "## A folded checkpoint served by vLLM vs hooked steering",
+        "",
+        f"`benchmarks/vllm_fold.py`, run {result['date']} (git {result['git_revision']}), "
+        f"vLLM {result['vllm']}, torch {result['torch']}, {result['gpu']}; settings "
+        f"{json.dumps(result['settings'])}; {result['new_tokens']} greedy tokens per prompt.",
+        "",
+        "| comparison | rows with identical tokens | first differing token per row |",
+        "|---|---|---|",
+    ]
+    for key, row in result.items():
+        if isinstance(row, dict) and "identical_rows" in row:
+            lines.append(
+                f"| {key} | {row['identical_rows']} of {row['rows']} | {row['first_diff']} |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
