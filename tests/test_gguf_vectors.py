@@ -9,6 +9,7 @@ import json
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
@@ -38,9 +39,25 @@ def make_vector(
     return SteeringVector(directions, metadata, activation)
 
 
+def field_contents(field: Any) -> object:
+    """A key's value: gguf's own ``contents()`` where the release has it (>= 0.12), else
+    decoded from the raw parts as gguf 0.11 (the lowest version allowed) lays them out."""
+    if hasattr(field, "contents"):
+        return field.contents()
+    kinds = list(field.types)
+    parts = [field.parts[i] for i in field.data]
+    if kinds[0] == gguf.GGUFValueType.ARRAY:
+        if kinds[-1] == gguf.GGUFValueType.STRING:
+            return [bytes(part).decode("utf-8") for part in parts]
+        return [part.tolist()[0] for part in parts]
+    if kinds[0] == gguf.GGUFValueType.STRING:
+        return bytes(parts[0]).decode("utf-8")
+    return parts[0].tolist()[0]
+
+
 def keys(path: Path) -> dict[str, object]:
     reader = gguf.GGUFReader(path)
-    return {name: field.contents() for name, field in reader.fields.items()}
+    return {name: field_contents(field) for name, field in reader.fields.items()}
 
 
 def key_type(path: Path, name: str) -> gguf.GGUFValueType:
