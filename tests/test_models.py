@@ -108,3 +108,49 @@ def test_made_up_hub_id_unreachable_hub_fails_at_once(monkeypatch: pytest.Monkey
         message = str(info.value)
         assert "not in the local Hugging Face cache and the Hub (http://127.0.0.1:9)" in message
         assert "cannot be reached" in message and "HF_HUB_OFFLINE" in message
+
+
+@pytest.mark.parametrize(
+    "operator,key,value,needle",
+    [
+        ("add", "mlp_bias", False, "mlp_bias=true"),
+        ("ablate", "tie_word_embeddings", True, "ties the embeddings"),
+    ],
+)
+def test_a_folded_checkpoint_whose_config_lost_the_fold_is_refused(
+    tmp_path: Path, operator: str, key: str, value: bool, needle: str
+) -> None:
+    import json
+
+    from conftest import save_tiny_llama
+    from steerlab.export.fold import fold
+    from steerlab.models import load_model
+    from steerlab.vector import SteeringVector
+
+    model_dir, vector_file = save_tiny_llama(tmp_path, "model", "v.safetensors")
+    model, tokenizer = load_model(str(model_dir))
+    if operator == "ablate":  # a base that ties its embeddings, so the fold unties them
+        model, tokenizer = make_model("llama", layers=3, hidden=32)
+        model.config.tie_word_embeddings = True
+        model.tie_weights()
+    vector = SteeringVector.load(vector_file)
+    layers = "1-2" if operator == "add" else 1
+    folded = tmp_path / "folded"
+    fold(
+        model,
+        vector,
+        coefficient=0.5,
+        layers=layers,
+        operator=operator,
+        scale="unit",
+        output_dir=folded,
+        tokenizer=tokenizer,
+    )
+    load_model(str(folded))  # as saved: loads
+    config_file = folded / "config.json"
+    config = json.loads(config_file.read_text())
+    config[key] = value
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=needle) as caught:
+        load_model(str(folded))
+    assert str(folded) in str(caught.value) and "\n" not in str(caught.value)

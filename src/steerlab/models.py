@@ -29,6 +29,7 @@ Upstream assumptions (see :mod:`steerlab.upstream`): the GGUF ones are listed in
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import socket
@@ -428,6 +429,7 @@ def load_model(
             model_id = str(local.resolve())  # where vectors from it came from, not the cache
         elif local.exists():
             source = local
+            check_folded_config(local)
             if (local / "adapter_config.json").is_file() and not (local / "config.json").is_file():
                 return _load_adapter(local, torch_dtype, device, device_map, trust_remote_code)
         elif looks_like_path(name_or_path) or not is_hub_id(name_or_path):
@@ -449,6 +451,51 @@ def load_model(
     return model, prepare_tokenizer(tokenizer)
 
 
+FOLD_RECORD = "steerlab_fold.json"
+"""The provenance file of a checkpoint with steering folded in (:mod:`steerlab.export`)."""
+
+
+def check_folded_config(folder: Path) -> None:
+    """Refuse a folded checkpoint whose config lost what the fold relies on.
+
+    A fold of ``add`` switches a bias on (Llama's ``mlp_bias``) and a fold of ``ablate``
+    unties the embeddings; a config.json edited back (or rewritten by a tool that drops
+    unknown keys) makes transformers load the model without the steering bias, or with the
+    wrong output head, silently.
+
+    Raises:
+        ModelLoadError: naming the folder and the config key.
+    """
+    record_file, config_file = folder / FOLD_RECORD, folder / "config.json"
+    if not (record_file.is_file() and config_file.is_file()):
+        return
+    try:
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # transformers reports a bad config; a bad record only loses provenance
+    if not (isinstance(record, dict) and isinstance(config, dict)):
+        return
+    nested = config.get("text_config")
+    text: dict[str, Any] = nested if isinstance(nested, dict) else {}
+    switch = record.get("bias_switch")
+    attribute = switch.get("attribute") if isinstance(switch, dict) else None
+    if attribute and config.get(attribute) is not True and text.get(attribute) is not True:
+        raise ModelLoadError(
+            f"{folder}: a folded checkpoint whose config.json no longer sets {attribute}=true; "
+            "transformers would load it without the steering bias (set it back, or fold again)"
+        )
+    if record.get("untied_embeddings") and True in (
+        config.get("tie_word_embeddings"),
+        text.get("tie_word_embeddings"),
+    ):
+        raise ModelLoadError(
+            f"{folder}: a folded checkpoint whose config.json ties the embeddings again; "
+            "transformers would load it with the wrong output head (set tie_word_embeddings "
+            "to false, or fold again)"
+        )
+
+
 def _load_adapter(
     folder: Path,
     torch_dtype: torch.dtype | str | None,
@@ -457,8 +504,6 @@ def _load_adapter(
     trust_remote_code: bool,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a PEFT adapter folder on top of its base model and merge it."""
-    import json
-
     from peft import PeftModel
 
     config = json.loads((folder / "adapter_config.json").read_text())
