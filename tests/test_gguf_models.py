@@ -7,8 +7,8 @@ temporary cache (the ``tmp_cache`` fixture), so nothing here touches the user's 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
-import threading
 from pathlib import Path
 
 import gguf
@@ -316,26 +316,20 @@ def test_another_process_finishing_first_is_not_an_error(
     assert len(cached_models(tmp_cache)) == 1  # theirs, and no temporary of ours
 
 
+def _first_load(path: str) -> str:
+    """In a fresh process: the cached copy of ``path`` (converting it if none is there)."""
+    return str(gguf_model_folder(Path(path)))
+
+
 def test_concurrent_first_loads_share_one_copy(tmp_cache: Path, tiny_gguf: Path) -> None:
-    start = threading.Barrier(3)
-    folders: list[Path] = []
-    errors: list[BaseException] = []
-
-    def first_load() -> None:
-        start.wait()
-        try:
-            folders.append(gguf_model_folder(tiny_gguf))
-        except BaseException as exc:  # reported below, not lost in the thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=first_load) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    # Separate processes, as users run them: transformers' loading is not thread-safe (its
+    # global init-skipping switches, entered and left by several threads at once, can stay
+    # on and leave every later model uninitialised).
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(3) as pool:
+        folders = pool.map(_first_load, [str(tiny_gguf)] * 3)
     assert len(set(folders)) == 1 and len(cached_models(tmp_cache)) == 1
-    loaded, _ = load_model(str(folders[0]))
+    loaded, _ = load_model(folders[0])
     assert model_identity(loaded).hidden_size == 32
 
 

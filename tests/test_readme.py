@@ -110,7 +110,8 @@ def perplexities(model, tokenizer, prompt: str, texts: Sequence[str]) -> list[fl
     """Perplexity of each continuation after the chat-formatted prompt, unsteered."""
     rendered = render_prompts(tokenizer, [prompt] * len(texts), None, True)
     scores = continuation_logprobs(model, tokenizer, rendered, list(texts), [0.0] * len(texts))
-    return [math.exp(-total / n) for total, n in scores]
+    # Capped: a broken model's text can score beyond what a float's exp holds.
+    return [math.exp(min(-total / n, 700.0)) for total, n in scores]
 
 
 def check_fluent(model, tokenizer, rows: Sequence[tuple[str, float, str]], where: str) -> None:
