@@ -269,7 +269,11 @@ def test_unwritable_cache(tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.M
     blocker = tmp_path / "cache-is-a-file"
     blocker.write_text("")
     monkeypatch.setenv("STEERLAB_CACHE", str(blocker))
-    refused(load_model, str(tiny_gguf), str(blocker), "cannot write the model cache", "STEERLAB")
+    before = sorted(tmp_path.iterdir())
+    message = refused(load_model, str(tiny_gguf), str(blocker))
+    assert "cannot write the model cache" in message and "STEERLAB_CACHE" in message
+    assert blocker.is_file() and blocker.read_text() == ""  # nothing written over it
+    assert sorted(tmp_path.iterdir()) == before  # and nothing beside it
 
 
 def test_transformers_refusal_during_conversion_is_reworded(
