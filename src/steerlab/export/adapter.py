@@ -23,10 +23,7 @@ embeddings before merging; ``steerlab_fold.json`` records ``tied_embeddings``.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -35,12 +32,11 @@ import torch
 from torch import nn
 
 from steerlab.errors import SpecError
-from steerlab.export.checkpoint import FOLD_FILE, check_new_folder
+from steerlab.export.checkpoint import check_new_folder, new_folder, write_record
 from steerlab.export.fold import base_record, check_one_layer, check_plain, fold_spec
 from steerlab.export.residual import Writer, find_writers, rank_one_factors
 from steerlab.layers import find_layers, find_residual_modules
 from steerlab.models import model_identity, peft_wrapping, text_config
-from steerlab.provenance import atomic_write
 from steerlab.steer import SteerSpec, plan_layers
 from steerlab.vector import SteeringVector
 
@@ -140,19 +136,9 @@ def fold_adapter(
     # Merging would change a tied output head with the embeddings; unmerged use is exact.
     record["tied_embeddings"] = heads is not None and heads.weight is embeddings.weight
     base = base_model_name_or_path or str(getattr(model.config, "_name_or_path", "") or "")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with new_folder(target) as tmp:
         _save_adapter(model, writers, unit, float(spec.coefficient), base, tmp)  # type: ignore[arg-type]
-        with atomic_write(tmp / FOLD_FILE) as handle:
-            json.dump(record, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        if target.is_dir():
-            target.rmdir()  # empty: checked above
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_record(tmp, record)
     return target
 
 

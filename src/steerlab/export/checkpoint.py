@@ -17,7 +17,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,21 +62,34 @@ def save_folded(model: Any, tokenizer: Any, output_dir: str | os.PathLike[str]) 
     record = fold_record(model)
     target = Path(output_dir)
     check_new_folder(target)
+    with new_folder(target) as tmp:
+        save_checkpoint(model, tokenizer, tmp)
+        write_record(tmp, record)
+        check_reloads(tmp, record)
+    return target
+
+
+@contextmanager
+def new_folder(target: Path) -> Iterator[Path]:
+    """A hidden temporary folder beside ``target`` (new or empty: see
+    :func:`check_new_folder`), renamed into place when the block ends, removed on an error."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        save_checkpoint(model, tokenizer, tmp)
-        with atomic_write(tmp / FOLD_FILE) as handle:
-            json.dump(record, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        check_reloads(tmp, record)
+        yield tmp
         if target.is_dir():
-            target.rmdir()  # empty: checked above
+            target.rmdir()  # empty: checked before
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target
+
+
+def write_record(folder: Path, record: Mapping[str, Any]) -> None:
+    """The fold's provenance as ``folder/steerlab_fold.json``, atomically."""
+    with atomic_write(folder / FOLD_FILE) as handle:
+        json.dump(record, handle, indent=2, sort_keys=True)
+        handle.write("\n")
 
 
 def check_reloads(folder: Path, record: Mapping[str, Any]) -> None:
