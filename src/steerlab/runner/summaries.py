@@ -42,6 +42,8 @@ VECTOR_FILE = "vector.safetensors"
 GGUF_FILE = "vector.gguf"
 GENERATIONS_FILE = "generations.jsonl"
 OUT = "out"
+# Where a vector's activations were read, in words.
+POSITIONS = {"last": "the last token", "mean": "the mean over tokens", "all": "every token"}
 
 
 def summarize(kind: str, stage_dir: Path, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,8 +96,9 @@ def summarize_vector(stage_dir: Path, settings: Mapping[str, Any]) -> Summary:
                     number(f"calibrated {sign} coefficient", calibration[sign], unit=unit)
                 )
     examples = f"{meta.n_examples} examples" if meta.n_examples else "no recorded examples"
+    where = POSITIONS.get(meta.position, meta.position)
     return {
-        "headline": f"{meta.method} vector from {examples} (read at {meta.position}), "
+        "headline": f"{meta.method} vector from {examples} (read at {where}), "
         f"layers {span(vector.layers)} of {meta.model_id or meta.model_type}",
         "numbers": numbers,
         "tables": [table("per-layer norms", ["layer", "vector norm", "activation norm"], rows)],
