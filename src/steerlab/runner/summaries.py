@@ -52,7 +52,9 @@ def summarize(kind: str, stage_dir: Path, settings: Mapping[str, Any]) -> dict[s
     Args:
         kind: the stage kind (``extract``, ``sweep``...; see :data:`KINDS`).
         stage_dir: the stage folder; plot and file paths in the summary are relative to it.
-        settings: the stage's resolved settings (names some parts, e.g. compared vectors).
+        settings: the stage's resolved settings and references (``{**settings, **refs}``):
+            only ``vectors`` (compare: the compared stages' names, in order) is read, to name
+            the vectors that ``steerlab compare`` named by their file stems.
 
     Returns:
         The summary dict, strict JSON (NaN becomes None); parts with nothing to show are left
