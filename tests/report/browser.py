@@ -1,0 +1,144 @@
+"""Opening an HTML report in a real browser: headless Chromium driven by playwright.
+
+The browser is the system's (Debian's ``chromium`` package, or ``$STEERLAB_CHROMIUM``), never
+one that playwright downloads: :func:`browser_or_reason` says why none can start, and
+:func:`check_in_browser` loads a file offline, with every request that is not ``file://``
+aborted and recorded, and reports what a reader would see go wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+CHROMIUM_ENV = "STEERLAB_CHROMIUM"
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1200, "height": 900}
+TIMEOUT_MS = 60_000
+
+
+def chromium_path() -> str:
+    """The Chromium executable to use: ``$STEERLAB_CHROMIUM``, else Debian's."""
+    return os.environ.get(CHROMIUM_ENV) or DEFAULT_CHROMIUM
+
+
+def browser_or_reason() -> str | None:
+    """None when headless Chromium starts under playwright; else why it does not."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return "the Python package playwright is not installed (pip install playwright)"
+    executable = chromium_path()
+    if not (Path(executable).is_file() or shutil.which(executable)):
+        return f"no Chromium at {executable} (apt-get install chromium, or set ${CHROMIUM_ENV})"
+    try:
+        with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+            context = playwright.chromium.launch_persistent_context(
+                profile, executable_path=executable, headless=True, args=CHROMIUM_ARGS
+            )
+            context.close()
+    except Exception as exc:  # any failure to start is a reason, reported not raised
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"Chromium at {executable} did not start under playwright: {first}"
+    return None
+
+
+def check_in_browser(html_path: Path, screenshot: Path) -> dict[str, Any]:
+    """Open ``html_path`` in headless Chromium, check it and save a full-page screenshot.
+
+    Every request that does not go to a ``file://`` URL is aborted and recorded. Each
+    ``<svg>`` in the page is scrolled into view and measured.
+
+    Returns:
+        ``{"console_errors": [...], "page_errors": [...], "failed_requests": [...],
+        "blocked_requests": [...], "plots": [{"index", "width", "height", "visible"}],
+        "title": str, "screenshot": Path}``.
+
+    Raises:
+        AssertionError: an error on the console or in the page, a failed or blocked request,
+            or a plot that is not visible with a non-zero size.
+    """
+    from playwright.sync_api import sync_playwright
+
+    found: dict[str, Any] = {
+        "console_errors": [],
+        "page_errors": [],
+        "failed_requests": [],
+        "blocked_requests": [],
+        "plots": [],
+    }
+
+    def route(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("file://", "data:", "about:")):
+            route.continue_()
+        else:
+            found["blocked_requests"].append(url)
+            route.abort()
+
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=chromium_path(),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport=VIEWPORT,
+            offline=True,
+        )
+        try:
+            context.set_default_timeout(TIMEOUT_MS)
+            context.route("**/*", route)
+            page = context.new_page()
+            page.on(
+                "console",
+                lambda m: m.type == "error" and found["console_errors"].append(m.text),
+            )
+            page.on("pageerror", lambda e: found["page_errors"].append(str(e)))
+            page.on(
+                "requestfailed",
+                lambda r: found["failed_requests"].append(f"{r.url}: {r.failure}"),
+            )
+            page.goto(Path(html_path).resolve().as_uri(), wait_until="load")
+            found["title"] = page.title()
+            plots = page.locator("svg")
+            for index in range(plots.count()):
+                plot = plots.nth(index)
+                plot.scroll_into_view_if_needed()
+                box = plot.bounding_box()
+                found["plots"].append(
+                    {
+                        "index": index,
+                        "width": box["width"] if box else 0.0,
+                        "height": box["height"] if box else 0.0,
+                        "visible": plot.is_visible(),
+                    }
+                )
+            page.evaluate("window.scrollTo(0, 0)")
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+            found["screenshot"] = screenshot
+        finally:
+            context.close()
+    problems = [
+        f"{kind}: {found[kind]}"
+        for kind in ("console_errors", "page_errors", "failed_requests", "blocked_requests")
+        if found[kind]
+    ]
+    hidden = [p for p in found["plots"] if not (p["visible"] and p["width"] and p["height"])]
+    if hidden:
+        problems.append(f"plots not visible or of zero size: {hidden}")
+    assert not problems, f"{html_path} in Chromium: " + "; ".join(problems)
+    return found
