@@ -4,7 +4,7 @@ Each command lives in one module of this package, by group (:mod:`~steerlab.cli.
 :mod:`~steerlab.cli.generation`, :mod:`~steerlab.cli.evaluation`,
 :mod:`~steerlab.cli.calibration`, :mod:`~steerlab.cli.training`,
 :mod:`~steerlab.cli.datasets`, :mod:`~steerlab.cli.exporting`, :mod:`~steerlab.cli.folding`,
-:mod:`~steerlab.cli.demo`);
+:mod:`~steerlab.cli.demo`, :mod:`~steerlab.cli.running`, :mod:`~steerlab.cli.reporting`);
 those modules import only :mod:`steerlab.cli.common` and the library, and this one is the
 only place that knows them all. A new command is a function in one of them (or a new module)
 plus one line below.
@@ -22,6 +22,8 @@ from steerlab.cli import (
     exporting,
     folding,
     generation,
+    reporting,
+    running,
     training,
     vectors,
 )
@@ -112,6 +114,9 @@ app.add_typer(dataset_app(), name="dataset")
 app.command()(training.finetune)
 app.command()(training.tune)
 app.command(name="eval")(evaluation.eval_models)
+app.command()(running.run)
+app.command()(reporting.report)
+app.command()(running.schema)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from steerlab.cli.common import (
     calibrated,
     check_count,
     check_number,
+    check_output,
     check_vector_fits,
     console,
     friendly_errors,
@@ -29,6 +30,7 @@ from steerlab.cli.common import (
     steering_scale,
 )
 from steerlab.errors import SpecError
+from steerlab.provenance import atomic_write
 
 
 @friendly_errors
@@ -59,6 +61,15 @@ def generate(
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
     raw: Annotated[bool, typer.Option(help="Do not apply the chat template.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Also write the generations to this file as JSON lines (prompt, "
+            "coefficient, text).",
+        ),
+    ] = None,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
     layers_path: LayersPathOpt = None,
@@ -79,6 +90,8 @@ def generate(
     spec = SteerSpec(operator=operator, positions=positions, scale=chosen_scale)  # type: ignore[arg-type]
     check_count(max_new_tokens, "--max-new-tokens")
     check_number(temperature, "--temperature")
+    if output is not None:
+        check_output(output)
     if vector is None and layers is not None:
         raise SpecError(f"--layers {layers} steers nothing without a --vector")
     if vector is None and auto:
@@ -107,9 +120,16 @@ def generate(
         layers_path=layers_path,
         progress=True,
     )
+    rows = [
+        {"prompt": item.prompt, "coefficient": item.coefficient, "text": item.text}
+        for item in results
+    ]
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(output) as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in rows)
     if as_json:
-        for item in results:
-            row = {"prompt": item.prompt, "coefficient": item.coefficient, "text": item.text}
+        for row in rows:
             typer.echo(json.dumps(row))
         return
     console.print(generations_table(results))

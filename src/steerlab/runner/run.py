@@ -1,0 +1,408 @@
+"""``steerlab run SPEC -o DIR``: run an experiment's stages in order, skipping finished ones.
+
+Each stage runs in its own folder ``DIR/stages/NAME-KEY12`` (the key: :mod:`.graph`), by
+calling the ``steerlab`` command of its kind with the stage's settings. The stage is finished
+when its ``stage.json`` exists (written last, atomically); a rerun skips finished stages, and
+a stage that was killed halfway starts again in its folder (the resumable commands, sweep,
+matrix, finetune, tune and eval, continue from what they wrote; the others start afresh).
+``DIR/run.json`` records the plan, provenance and every stage's status and wall time, and
+``DIR/report.html`` is rebuilt at the end (:func:`steerlab.report.html.write_report`).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from steerlab.errors import SpecError, SteerlabError
+from steerlab.provenance import (
+    git_revision,
+    library_version,
+    remove_stale_temporaries,
+    sha256_of_file,
+    utc_now,
+)
+from steerlab.runner.graph import Plan, StageNode, build_plan
+from steerlab.runner.records import read_json, write_json
+from steerlab.runner.spec import ModelEntry, read_spec
+from steerlab.terminal import LogConsole
+
+RUN_FORMAT = "steerlab-run/1"
+STAGE_FORMAT = "steerlab-stage/1"
+STAGE_FILE = "stage.json"
+RUN_FILE = "run.json"
+
+
+class StageFailed(SteerlabError):
+    """A stage's command refused its input (the message names the stage and the problem)."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`run_experiment` did.
+
+    Attributes:
+        output: the run folder.
+        plan: the validated plan.
+        statuses: stage name -> ``ran``, ``cached``, ``skipped`` (not selected by ``only``)
+            or ``pending`` (a dry run).
+        report: the report's path (None for a dry run).
+    """
+
+    output: Path
+    plan: Plan
+    statuses: dict[str, str]
+    report: Path | None
+
+    def stage_dir(self, name: str) -> Path:
+        """The folder of stage ``name``."""
+        return self.output / self.plan.stage(name).folder
+
+
+def plan_experiment(spec_path: str | os.PathLike[str]) -> Plan:
+    """Read, validate and resolve a spec (nothing runs; errors are one line)."""
+    spec, located = read_spec(Path(spec_path))
+    return build_plan(spec, located)
+
+
+def run_experiment(
+    spec_path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    only: Sequence[str] | None = None,
+    dry_run: bool = False,
+    console: Console | None = None,
+) -> RunResult:
+    """Run the experiment ``spec_path`` into ``output``.
+
+    Args:
+        spec_path: the YAML spec.
+        output: the run folder (created; a rerun continues it).
+        only: run just these stages (and the unfinished stages they read).
+        dry_run: print the plan (cached / will run, in order) and run nothing.
+        console: where progress goes (default: steerlab's log console).
+
+    Returns:
+        What ran, what was cached, and the report.
+
+    Raises:
+        SpecError: an invalid spec (``FILE:LINE: key: message``) or an unknown ``only`` stage.
+        StageFailed: a stage's command refused its input; the stages before it are kept.
+    """
+    console = console or LogConsole()
+    plan = plan_experiment(spec_path)
+    out = Path(output).resolve()
+    selected = _selected(plan, only)
+    statuses = {
+        node.name: (
+            "cached"
+            if (out / node.folder / STAGE_FILE).is_file()
+            else ("pending" if node.name in selected else "skipped")
+        )
+        for node in plan.stages
+    }
+    if dry_run:
+        console.print(plan_table(plan, statuses, out))
+        return RunResult(out, plan, statuses, None)
+    out.mkdir(parents=True, exist_ok=True)
+    record = _run_record(plan, out, statuses)
+    write_json(out / RUN_FILE, record)
+    started = time.perf_counter()
+    to_run = [n for n in plan.stages if statuses[n.name] == "pending"]
+    console.print(
+        f"[bold]{_name(plan)}[/]: {len(plan.stages)} stages, {len(to_run)} to run, "
+        f"{sum(s == 'cached' for s in statuses.values())} cached; output {out}",
+        highlight=False,
+    )
+    try:
+        for index, node in enumerate(to_run, 1):
+            console.rule(
+                f"[bold]{index}/{len(to_run)}[/] {node.name} ({node.kind.kind}) · "
+                f"{time.perf_counter() - started:.0f} s so far"
+            )
+            entry = next(e for e in record["stages"] if e["name"] == node.name)
+            entry["status"] = "running"
+            write_json(out / RUN_FILE, record)
+            try:
+                wall = run_stage(plan, node, out)
+            except StageFailed as exc:
+                entry.update(status="failed", error=str(exc))
+                raise
+            except BaseException as exc:
+                entry.update(status="interrupted", error=type(exc).__name__)
+                raise
+            finally:
+                write_json(out / RUN_FILE, record)
+            entry.update(status="ran", wall_s=round(wall, 3), error=None)
+            statuses[node.name] = "ran"
+            console.print(f"{node.name}: done in {wall:.0f} s", highlight=False)
+    finally:
+        record["finished"] = (
+            utc_now() if all(e["status"] in ("ran", "cached") for e in record["stages"]) else None
+        )
+        write_json(out / RUN_FILE, record)
+        report = _write_report(out)
+    console.print(summary_table(record))
+    console.print(f"report: {report}", highlight=False)
+    return RunResult(out, plan, statuses, report)
+
+
+def run_stage(plan: Plan, node: StageNode, out: Path) -> float:
+    """Run one stage into its folder and write its ``stage.json``; returns the wall time.
+
+    Raises:
+        StageFailed: the command refused the stage's settings or data.
+    """
+    from steerlab.runner.summaries import summarize
+
+    folder = out / node.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder)
+    target = folder / node.kind.output_name
+    if not node.kind.resumable and target.exists():
+        # A killed non-resumable command may have left a partial folder: start it afresh.
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    arguments = command_arguments(plan, node, out)
+    arguments[node.kind.output] = target
+    command = getattr(node.kind.command, "__wrapped__", node.kind.command)  # raw errors
+    started = time.perf_counter()
+    try:
+        with working_directory(plan.base_dir):
+            command(**arguments)
+    except SteerlabError as exc:
+        raise StageFailed(f"stage {node.name!r} ({node.kind.kind}): {exc}") from exc
+    wall = time.perf_counter() - started
+    summary = summarize(node.kind.kind, folder, {**node.settings, **node.refs})
+    stage_record = {
+        "format": STAGE_FORMAT,
+        "name": node.name,
+        "kind": node.kind.kind,
+        "key": node.key,
+        "settings": node.settings,
+        "refs": node.refs,
+        "inputs": {name: {"stage": name, "key": plan.stage(name).key} for name in node.depends_on},
+        "models": {name: plan.models[name].model_dump() for name in node.models},
+        "note": node.note,
+        "library_version": library_version(),
+        "finished": utc_now(),
+        "wall_s": round(wall, 3),
+        "summary": summary,
+    }
+    write_json(folder / STAGE_FILE, stage_record)
+    return wall
+
+
+def command_arguments(plan: Plan, node: StageNode, out: Path) -> dict[str, Any]:
+    """The keyword arguments of the stage's command: settings, resolved references, options."""
+    from steerlab.runner.commands import model_parameters, settings_of
+
+    arguments: dict[str, Any] = dict(node.kind.fixed)
+    for setting in settings_of(node.kind):
+        value = node.settings[setting.name]
+        if setting.is_path and value is not None:
+            value = Path(value)
+        arguments[setting.parameter] = value
+    first_model: ModelEntry | None = None
+    for parameter, ref in node.kind.refs.items():
+        value = node.refs.get(parameter)
+        if value is None:
+            continue
+        if ref == "model":
+            entry = model_entry(plan, value, out)
+            first_model = first_model or entry
+            arguments[parameter] = entry.source
+        elif ref == "vector":
+            arguments[parameter] = vector_path(plan, value, out)
+        elif ref == "vectors":
+            paths = [vector_path(plan, name, out) for name in value]
+            if parameter == "vectors" and node.kind.kind == "matrix":
+                arguments[parameter] = ",".join(
+                    f"{n}={p}" for n, p in zip(value, paths, strict=True)
+                )
+            else:
+                arguments[parameter] = paths
+        elif ref == "eval_models":
+            labelled = value.items() if isinstance(value, dict) else ((v, v) for v in value)
+            sources = []
+            for label, name in labelled:
+                entry = model_entry(plan, name, out)
+                first_model = first_model or entry
+                sources.append(f"{label}={entry.source}")
+            arguments[parameter] = ",".join(sources)
+        elif ref == "steered":
+            arguments[parameter] = [
+                (f"{row['label']}=" if row.get("label") else "")
+                + f"{model_entry(plan, row['model'], out).source}:"
+                + f"{vector_path(plan, row['vector'], out)}:{row['coefficient']!r}"
+                for row in value
+            ]
+    for option in model_parameters(node.kind):
+        arguments[option] = getattr(first_model, option) if first_model is not None else None
+    return arguments
+
+
+def model_entry(plan: Plan, name: str, out: Path) -> ModelEntry:
+    """The model ``name`` names: an entry of ``models:``, or a stage's output folder.
+
+    A model a stage made (finetune, tune, fold) loads with the options of the model it was
+    made from.
+    """
+    if name in plan.models:
+        return plan.models[name]
+    node = plan.stage(name)
+    parent = next(
+        (node.refs[p] for p, ref in node.kind.refs.items() if ref == "model" and p in node.refs),
+        None,
+    )
+    options = model_entry(plan, parent, out) if parent is not None else ModelEntry(source="")
+    return options.model_copy(update={"source": str(out / node.folder / node.kind.output_name)})
+
+
+def vector_path(plan: Plan, name: str, out: Path) -> Path:
+    """The vector file stage ``name`` wrote."""
+    node = plan.stage(name)
+    return out / node.folder / node.kind.output_name
+
+
+@contextmanager
+def working_directory(path: Path) -> Iterator[None]:
+    """Run with ``path`` as the working directory: relative data paths mean the spec's folder."""
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def _selected(plan: Plan, only: Sequence[str] | None) -> set[str]:
+    """The stages to consider: all, or ``only`` and what they read."""
+    if not only:
+        return {node.name for node in plan.stages}
+    names = [n.strip() for item in only for n in item.split(",") if n.strip()]
+    known = {node.name for node in plan.stages}
+    for name in names:
+        if name not in known:
+            raise SpecError(f"--only {name!r}: no such stage (stages: {', '.join(sorted(known))})")
+    return set(plan.upstream(names))
+
+
+def _name(plan: Plan) -> str:
+    """The experiment's name: the spec's, else the file's."""
+    return str(plan.spec.name or plan.located.path.stem)
+
+
+def _run_record(plan: Plan, out: Path, statuses: dict[str, str]) -> dict[str, Any]:
+    """The initial ``run.json``: spec, resolved settings, provenance and the plan."""
+    previous = read_json(out / RUN_FILE) if (out / RUN_FILE).is_file() else {}
+    walls = {
+        e.get("name"): e.get("wall_s")
+        for e in previous.get("stages", [])
+        if isinstance(e, dict) and e.get("status") in ("ran", "cached")
+    }
+    stages = []
+    for node in plan.stages:
+        wall = None
+        if statuses[node.name] == "cached":
+            finished = read_json(out / node.folder / STAGE_FILE)
+            wall = finished.get("wall_s", walls.get(node.name))
+        stages.append(
+            {
+                "name": node.name,
+                "kind": node.kind.kind,
+                "key": node.key,
+                "folder": node.folder,
+                "depends_on": list(node.depends_on),
+                "models": list(node.models),
+                "status": statuses[node.name],
+                "wall_s": wall,
+                "error": None,
+            }
+        )
+    return {
+        "format": RUN_FORMAT,
+        "name": _name(plan),
+        "description": plan.spec.description,
+        "spec_file": str(plan.located.path),
+        "spec_text": plan.located.text,
+        "spec_sha256": sha256_of_file(plan.located.path),
+        "resolved": plan.spec.model_dump(mode="json"),
+        "seed": plan.spec.seed,
+        "provenance": machine_provenance(),
+        "started": utc_now(),
+        "finished": None,
+        "stages": stages,
+    }
+
+
+def machine_provenance() -> dict[str, Any]:
+    """Versions, git revision and machine of this run."""
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for package in ("torch", "transformers", "peft", "accelerate", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "library_version": library_version(),
+        "git_revision": git_revision(),
+        "python": platform.python_version(),
+        **versions,
+        "machine": f"{platform.system()} {platform.machine()}",
+        "cpu_count": os.cpu_count(),
+        "hostname": socket.gethostname(),
+        "created": utc_now(),
+    }
+
+
+def _write_report(out: Path) -> Path:
+    """Rebuild ``out/report.html`` from what is finished."""
+    from steerlab.report.html import write_report
+
+    return write_report(out)
+
+
+def plan_table(plan: Plan, statuses: dict[str, str], out: Path) -> Table:
+    """The plan of a dry run: every stage in order, and whether it is cached or will run."""
+    words = {"cached": "cached", "pending": "will run", "skipped": "not selected"}
+    table = Table(title=f"{_name(plan)}: plan for {out}")
+    for column in ("#", "stage", "kind", "status", "key", "reads"):
+        table.add_column(column)
+    for index, node in enumerate(plan.stages, 1):
+        table.add_row(
+            str(index),
+            node.name,
+            node.kind.kind,
+            words[statuses[node.name]],
+            node.key[:12],
+            ", ".join((*node.models, *node.depends_on)) or "-",
+        )
+    return table
+
+
+def summary_table(record: dict[str, Any]) -> Table:
+    """Every stage's status and wall time, at the end of a run."""
+    table = Table(title=f"{record['name']}: stages")
+    for column in ("stage", "kind", "status", "wall time"):
+        table.add_column(column, justify="right" if column == "wall time" else "left")
+    for entry in record["stages"]:
+        wall = entry.get("wall_s")
+        table.add_row(
+            entry["name"],
+            entry["kind"],
+            entry["status"],
+            "-" if wall is None else f"{wall:.1f} s",
+        )
+    return table
