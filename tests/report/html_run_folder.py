@@ -87,7 +87,7 @@ def make_run(run_dir: Path) -> Path:
                 "tables": [{"title": "cosine per layer", "columns": ["layer", "cos"],
                             "rows": [[0, 0.2], [1, 0.5], [2, 0.8], [3, 0.9123456]]}],
                 "plots": [{"title": "cosine per layer", "path": cos_svg}],
-                "files": [{"label": "vector", "path": "vector.safetensors"}],
+                "files": [{"label": "vector", "path": "vector.safetensors", "bytes": 10}],
             },
         ),
     )  # fmt: skip
@@ -122,6 +122,7 @@ def make_run(run_dir: Path) -> Path:
     run = {
         "format": "steerlab-run/1",
         "name": "synthetic <study> & co",
+        "description": "A made-up study <for tests>.",
         "spec_file": "examples/synthetic.yaml",
         "spec_text": SPEC_TEXT,
         "spec_sha256": "ab" * 32,
@@ -137,7 +138,8 @@ def make_run(run_dir: Path) -> Path:
             {"name": "mood", "kind": "extract", "key": keys["mood"], "folder": folders["mood"],
              "depends_on": [], "status": "ran", "wall_s": 12.34, "error": None},
             {"name": "sweep", "kind": "sweep", "key": keys["sweep"], "folder": folders["sweep"],
-             "depends_on": ["mood"], "status": "cached", "wall_s": 81.2, "error": None},
+             "depends_on": ["mood"], "models": ["base"], "status": "cached", "wall_s": 81.2,
+             "error": None},
             {"name": "judge", "kind": "eval", "key": keys["judge"], "folder": folders["judge"],
              "depends_on": ["sweep"], "status": "failed", "wall_s": 3.0,
              "error": "DataError: judge.jsonl:3: <bad> row"},

@@ -17,7 +17,13 @@ from typer.testing import CliRunner
 
 from steerlab.cli.reporting import report
 from steerlab.errors import DataError
-from steerlab.report.html import format_seconds, format_value, render_report, write_report
+from steerlab.report.html import (
+    format_bytes,
+    format_seconds,
+    format_value,
+    render_report,
+    write_report,
+)
 from steerlab.report.html_svg import inline_svg
 
 
@@ -105,6 +111,8 @@ def test_sections_in_order_with_status_and_time(page_text: str) -> None:
     sweep = section(page_text, "stage-sweep")
     assert 'class="badge cached"' in sweep
     assert "1 min 21 s" in sweep
+    assert "<span>model base</span>" in sweep
+    assert '<p class="description">A made-up study &lt;for tests&gt;.</p>' in page_text
     assert 'depends on <a href="#stage-mood">mood</a>' in sweep
     assert "Steering moves the mood; fluency holds up to ±0.1." in sweep
     for anchor in ("stage-mood", "stage-sweep", "stage-judge", "stage-export", "provenance"):
@@ -116,7 +124,10 @@ def test_numbers_show_their_confidence_intervals(page_text: str) -> None:
     assert "Δλ (tanh fit)" in sweep
     assert '<div class="value">0.41</div><div class="ci">95% CI [0.3, 0.52]</div>' in sweep
     assert '<div class="value">–</div>' in sweep  # a NaN (null) value, without a CI
-    assert '<div class="value">0.9%</div><div class="ci">95% CI [0.8, 0.97]%</div>' in sweep
+    assert (
+        '<div class="value">0.9<span class="unit">%</span></div>'
+        '<div class="ci">95% CI [0.8, 0.97]<span class="unit">%</span></div>'
+    ) in sweep
 
 
 def test_tables_are_escaped_and_numbers_right_aligned(page: Page, page_text: str) -> None:
@@ -127,7 +138,7 @@ def test_tables_are_escaped_and_numbers_right_aligned(page: Page, page_text: str
     ]
     assert mood_table[-1] == [("num", "3"), ("num", "0.9123")]
     rates = page.tables[1]
-    assert rates[1] == [("num", "−0.1"), ("num", "0.1"), ("", "low")]
+    assert rates[1] == [("num", "-0.1"), ("num", "0.1"), ("", "low")]
     assert rates[2][2] == ("", "–")  # None
     assert rates[3][2] == ("", "<high>")
     assert "&lt;high&gt;" in page_text
@@ -169,6 +180,7 @@ def test_files_are_relative_links(page_text: str, run_dir: Path) -> None:
     links = re.findall(r'href="([^"#][^"]*)"', mood)
     assert links == [links[0]] and links[0].startswith("stages/mood-")
     assert (run_dir / links[0]).is_file()
+    assert "vector.safetensors</a> (10 B)</li>" in mood  # the size stage.json gives
     assert "(missing)" in section(page_text, "stage-sweep")  # results.jsonl was never written
 
 
@@ -238,11 +250,20 @@ def test_inline_svg_keeps_same_named_ids_apart() -> None:
 
 @pytest.mark.parametrize(
     "value,text",
-    [(None, "–"), (math.nan, "–"), (0.41, "0.41"), (3, "3"), (2.0, "2"), (-0.5, "−0.5"),
-     (True, "yes"), (math.inf, "∞"), (0.123456, "0.1235"), ("a", "a")],
+    [(None, "–"), (math.nan, "–"), (0.41, "0.41"), (3, "3"), (2.0, "2"), (-0.5, "-0.5"),
+     (True, "yes"), (math.inf, "inf"), (0.123456, "0.1235"), ("a", "a")],
 )  # fmt: skip
 def test_format_value(value: Any, text: str) -> None:
     assert format_value(value) == text
+
+
+def test_format_bytes() -> None:
+    assert [format_bytes(n) for n in (10, 1234, 5_600_000, 7e9)] == [
+        "10 B",
+        "1.2 kB",
+        "5.6 MB",
+        "7.0 GB",
+    ]
 
 
 def test_format_seconds() -> None:

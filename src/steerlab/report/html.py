@@ -27,7 +27,14 @@ from steerlab.report.html_load import RunRecord, StageRecord, load_run
 from steerlab.report.html_style import PAGE_CSS
 from steerlab.report.html_svg import inline_svg
 
-__all__ = ["REPORT_NAME", "render_report", "write_report"]
+__all__ = [
+    "REPORT_NAME",
+    "format_bytes",
+    "format_seconds",
+    "format_value",
+    "render_report",
+    "write_report",
+]
 
 REPORT_NAME = "report.html"
 """The report's file name inside the run folder."""
@@ -74,10 +81,10 @@ def format_value(value: Any) -> str:
         if math.isnan(value):
             return DASH
         if math.isinf(value):
-            return "∞" if value > 0 else "−∞"
+            return "inf" if value > 0 else "-inf"
         if value == int(value) and abs(value) < 1e6:
             return str(int(value))
-        return f"{value:.4g}".replace("-", "−")
+        return f"{value:.4g}"
     return str(value)
 
 
@@ -91,6 +98,15 @@ def format_seconds(seconds: float | None) -> str:
     if whole < 3600:
         return f"{whole // 60} min {whole % 60:02d} s"
     return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def format_bytes(size: float) -> str:
+    """A file size: ``512 B``, ``1.2 kB``, ``3.4 MB``, ``1.1 GB`` (powers of 1000)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(size) < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"  # unreachable: the loop returns at GB
 
 
 def _is_number(value: Any) -> bool:
@@ -178,8 +194,10 @@ class _Page:
         parts.append(
             f"finished {escape(str(finished))}" if finished else "<strong>run not finished</strong>"
         )
+        description = self.data.get("description")
+        about = f'<p class="description">{escape(description)}</p>\n' if description else ""
         return (
-            f'<header class="page">\n<h1>{escape(name)}</h1>\n'
+            f'<header class="page">\n<h1>{escape(name)}</h1>\n{about}'
             f'<p class="status-line">{" · ".join(parts)}</p>\n</header>'
         )
 
@@ -212,6 +230,11 @@ class _Page:
         if stage.depends_on:
             links = ", ".join(self.stage_link(name) for name in stage.depends_on)
             meta.append(f"<span>depends on {links}</span>")
+        if stage.models:
+            meta.append(
+                f"<span>{'models' if len(stage.models) > 1 else 'model'} "
+                f"{escape(', '.join(stage.models))}</span>"
+            )
         if stage.key:
             meta.append(f"<span>key <code>{escape(stage.key[:12])}</code></span>")
         parts = [
@@ -259,8 +282,9 @@ class _Page:
         cards = []
         for number in numbers:
             unit = escape(number["unit"])
-            if unit and not unit.startswith(("%", "°")):
-                unit = f" {unit}"
+            if unit:
+                space = "" if unit.startswith(("%", "°")) else " "
+                unit = f'<span class="unit">{space}{unit}</span>'
             value = format_value(number["value"])
             low, high = number["low"], number["high"]
             ci = ""
@@ -362,7 +386,7 @@ class _Page:
             + "\n</tbody></table></div>"
         )
 
-    def files(self, stage: StageRecord, files: list[dict[str, str]]) -> str:
+    def files(self, stage: StageRecord, files: list[dict[str, Any]]) -> str:
         if not files:
             return ""
         items = []
@@ -371,10 +395,10 @@ class _Page:
             label = escape(item["label"] or item["path"])
             exists = (self.run.run_dir / relative).exists()
             link = f'<a href="{escape(quote(relative))}">{escape(item["path"])}</a>'
-            items.append(
-                f"<li>{label}: {link}" + ("" if exists else ' <span class="note">(missing)</span>')
-            )
-        return '<h3>Files</h3>\n<ul class="files">\n' + "</li>\n".join(items) + "</li>\n</ul>"
+            size = f" ({format_bytes(item['bytes'])})" if item.get("bytes") is not None else ""
+            missing = "" if exists else ' <span class="note">(missing)</span>'
+            items.append(f"<li>{label}: {link}{size}{missing}</li>")
+        return '<h3>Files</h3>\n<ul class="files">\n' + "\n".join(items) + "\n</ul>"
 
     # -- bottom of the page --
 

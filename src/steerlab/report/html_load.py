@@ -35,6 +35,7 @@ class StageRecord:
         key: its content key (64 hex), or "" when not recorded.
         folder: its output folder, relative to the run folder ("" when not recorded).
         depends_on: names of the stages it reads.
+        models: names of the spec's models it uses.
         status: ran, cached, pending, failed or skipped (see :func:`load_run`).
         wall_s: its wall time in seconds, when known.
         error: why it failed or did not finish, when known.
@@ -46,6 +47,7 @@ class StageRecord:
     key: str
     folder: str
     depends_on: list[str]
+    models: list[str]
     status: str
     wall_s: float | None
     error: str | None
@@ -153,7 +155,15 @@ def load_run(run_dir: Path) -> RunRecord:
     check = _Checker(run_path)
     if data.get("format") != RUN_FORMAT:
         raise check.fail("format", f"expected {RUN_FORMAT!r}, got {data.get('format')!r}")
-    for key in ("name", "spec_file", "spec_text", "spec_sha256", "started", "finished"):
+    for key in (
+        "name",
+        "description",
+        "spec_file",
+        "spec_text",
+        "spec_sha256",
+        "started",
+        "finished",
+    ):
         check.text(data.get(key), key)
     check.mapping(data.get("provenance"), "provenance")
     stages = [
@@ -174,6 +184,10 @@ def _stage(run_dir: Path, check: _Checker, entry: Any, where: str) -> StageRecor
         check.text(d, f"{where}.depends_on[{j}]", optional=False) or ""
         for j, d in enumerate(check.items(entry.get("depends_on"), f"{where}.depends_on"))
     ]
+    models = [
+        check.text(m, f"{where}.models[{j}]", optional=False) or ""
+        for j, m in enumerate(check.items(entry.get("models"), f"{where}.models"))
+    ]
     record = None
     if folder:
         stage_path = check.inside(run_dir, folder, f"{where}.folder") / "stage.json"
@@ -193,6 +207,7 @@ def _stage(run_dir: Path, check: _Checker, entry: Any, where: str) -> StageRecor
         key=check.text(entry.get("key"), f"{where}.key") or "",
         folder=folder,
         depends_on=depends_on,
+        models=models,
         status=status,
         wall_s=wall_s,
         error=error,
@@ -274,8 +289,9 @@ def _check_stage(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "summary": checked}
 
 
-def _paths(check: _Checker, summary: dict[str, Any], kind: str) -> list[dict[str, str]]:
-    """A summary's ``plots`` or ``files``: ``{"title"|"label": str, "path": str}`` entries.
+def _paths(check: _Checker, summary: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """A summary's ``plots`` or ``files``: ``{"title"|"label": str, "path": str}`` entries
+    (files also ``"bytes"``: the size, or None).
 
     Paths are relative to the stage folder and may not leave it.
     """
@@ -286,5 +302,9 @@ def _paths(check: _Checker, summary: dict[str, Any], kind: str) -> list[dict[str
         item = check.mapping(item, at)
         path = check.text(item.get("path"), f"{at}.path", optional=False) or ""
         check.inside(check.path.parent, path, f"{at}.path")
-        entries.append({name: check.text(item.get(name), f"{at}.{name}") or "", "path": path})
+        entry: dict[str, Any] = {name: check.text(item.get(name), f"{at}.{name}") or ""}
+        entry["path"] = path
+        if kind == "files":
+            entry["bytes"] = check.number(item.get("bytes"), f"{at}.bytes")
+        entries.append(entry)
     return entries

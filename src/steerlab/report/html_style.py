@@ -49,11 +49,13 @@ nav.toc li { break-inside: avoid; }
 .badge.failed { color: var(--bad); }
 .badge.pending, .badge.skipped { color: var(--wait); }
 .headline { font-size: 1.05rem; margin: 8px 0 12px; }
+.description { margin: 6px 0 8px; font-size: 1.05rem; }
 .numbers { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr));
            gap: 10px; margin: 10px 0; }
 .number { border: 1px solid var(--line); border-radius: 8px; padding: 8px 12px; }
 .number .label { color: var(--muted); font-size: 13px; }
 .number .value { font-size: 1.35rem; font-weight: 600; font-variant-numeric: tabular-nums; }
+.number .unit { font-size: .8rem; font-weight: 400; color: var(--muted); }
 .number .ci { color: var(--muted); font-size: 13px; font-variant-numeric: tabular-nums; }
 .table-wrap { overflow-x: auto; margin: 8px 0 14px; }
 table { border-collapse: collapse; font-size: 14px; }
@@ -76,7 +78,8 @@ figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 ul.files { padding-left: 20px; margin: 6px 0; }
 details { margin: 8px 0; }
 details > summary { cursor: pointer; color: var(--accent); }
-dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 18px; margin: 8px 0; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 18px; margin: 8px 0;
+           align-items: baseline; }
 dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; font-family: var(--mono); font-size: 13px; overflow-wrap: anywhere; }
 footer { color: var(--muted); font-size: 13px; margin-top: 36px; }
