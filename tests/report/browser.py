@@ -8,6 +8,7 @@ aborted and recorded, and reports what a reader would see go wrong.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -27,6 +28,20 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1200, "height": 900}
+# References inside inline SVGs (url(#id), href="#id") that name no element of the page.
+BROKEN_REFERENCES_JS = """() => {
+  const broken = new Set();
+  for (const element of document.querySelectorAll("svg, svg *")) {
+    for (const attribute of element.attributes) {
+      const ids = [...attribute.value.matchAll(/url\\(\\s*#([^)\\s]+)\\s*\\)/g)].map((m) => m[1]);
+      if (attribute.localName === "href" && attribute.value.startsWith("#")) {
+        ids.push(attribute.value.slice(1));
+      }
+      for (const id of ids) if (!document.getElementById(id)) broken.add(id);
+    }
+  }
+  return [...broken];
+}"""
 TIMEOUT_MS = 60_000
 
 
@@ -56,20 +71,29 @@ def browser_or_reason() -> str | None:
     return None
 
 
+def _has_ink(png: bytes) -> bool:
+    """True when a screenshot has dark pixels (a drawn plot, not a blank box)."""
+    from PIL import Image  # matplotlib's own dependency
+
+    darkest, _ = Image.open(io.BytesIO(png)).convert("L").getextrema()
+    return bool(darkest < 128)
+
+
 def check_in_browser(html_path: Path, screenshot: Path) -> dict[str, Any]:
     """Open ``html_path`` in headless Chromium, check it and save a full-page screenshot.
 
     Every request that does not go to a ``file://`` URL is aborted and recorded. Each
-    ``<svg>`` in the page is scrolled into view and measured.
+    ``<svg>`` in the page is scrolled into view, measured and photographed (it must show
+    dark pixels), and every ``url(#id)`` / ``href="#id"`` inside the SVGs must name an element.
 
     Returns:
         ``{"console_errors": [...], "page_errors": [...], "failed_requests": [...],
-        "blocked_requests": [...], "plots": [{"index", "width", "height", "visible"}],
-        "title": str, "screenshot": Path}``.
+        "blocked_requests": [...], "broken_references": [...], "plots": [{"index", "width",
+        "height", "visible", "inked"}], "title": str, "screenshot": Path}``.
 
     Raises:
         AssertionError: an error on the console or in the page, a failed or blocked request,
-            or a plot that is not visible with a non-zero size.
+            a broken reference, or a plot that is not visible, of zero size or blank.
     """
     from playwright.sync_api import sync_playwright
 
@@ -78,6 +102,7 @@ def check_in_browser(html_path: Path, screenshot: Path) -> dict[str, Any]:
         "page_errors": [],
         "failed_requests": [],
         "blocked_requests": [],
+        "broken_references": [],
         "plots": [],
     }
 
@@ -118,14 +143,17 @@ def check_in_browser(html_path: Path, screenshot: Path) -> dict[str, Any]:
                 plot = plots.nth(index)
                 plot.scroll_into_view_if_needed()
                 box = plot.bounding_box()
+                visible = bool(plot.is_visible() and box and box["width"] and box["height"])
                 found["plots"].append(
                     {
                         "index": index,
                         "width": box["width"] if box else 0.0,
                         "height": box["height"] if box else 0.0,
-                        "visible": plot.is_visible(),
+                        "visible": visible,
+                        "inked": visible and _has_ink(plot.screenshot()),
                     }
                 )
+            found["broken_references"] = page.evaluate(BROKEN_REFERENCES_JS)
             page.evaluate("window.scrollTo(0, 0)")
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
@@ -134,11 +162,17 @@ def check_in_browser(html_path: Path, screenshot: Path) -> dict[str, Any]:
             context.close()
     problems = [
         f"{kind}: {found[kind]}"
-        for kind in ("console_errors", "page_errors", "failed_requests", "blocked_requests")
+        for kind in (
+            "console_errors",
+            "page_errors",
+            "failed_requests",
+            "blocked_requests",
+            "broken_references",
+        )
         if found[kind]
     ]
-    hidden = [p for p in found["plots"] if not (p["visible"] and p["width"] and p["height"])]
+    hidden = [p for p in found["plots"] if not (p["visible"] and p["inked"])]
     if hidden:
-        problems.append(f"plots not visible or of zero size: {hidden}")
+        problems.append(f"plots not visible, of zero size or blank: {hidden}")
     assert not problems, f"{html_path} in Chromium: " + "; ".join(problems)
     return found

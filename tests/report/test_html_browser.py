@@ -50,5 +50,7 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     assert found["title"] == "synthetic <study> & co · steerlab report"
     assert len(found["plots"]) == 3  # three plot files; one listed twice is inlined once
     for plot in found["plots"]:
-        assert plot["visible"] and plot["width"] > 300 and plot["height"] > 150, plot
+        assert plot["visible"] and plot["inked"], plot
+        assert plot["width"] > 300 and plot["height"] > 150, plot
+    assert found["broken_references"] == []
     assert screenshot.stat().st_size > 10_000
