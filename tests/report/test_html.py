@@ -302,6 +302,19 @@ def test_a_stage_marked_finished_without_stage_json_is_pending(fresh_run: Path) 
     assert "1 of 4 stages finished" in page_text
 
 
+def test_png_plots_are_inlined_and_missing_ones_noted(fresh_run: Path) -> None:
+    def plots(stage: dict[str, Any]) -> None:
+        stage["summary"]["plots"] = [
+            {"title": "as PNG", "path": "fluency.png"},
+            {"title": "gone", "path": "deleted.svg"},
+        ]
+
+    _edit_sweep(fresh_run, plots)
+    sweep = section(render_report(fresh_run), "stage-sweep")
+    assert '<img class="plot" alt="as PNG" src="data:image/png;base64,iVBORw0KGgo' in sweep
+    assert "gone: plot file deleted.svg is missing." in sweep
+
+
 def _edit_run(run_dir: Path, edit: Any) -> None:
     path = run_dir / "run.json"
     data = json.loads(path.read_text(encoding="utf-8"))

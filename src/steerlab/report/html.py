@@ -380,7 +380,9 @@ class _Page:
                     cells.append(f'<td class="missing">{DASH}</td>')
             rows.append(f'<tr><td class="prompt">{escape(prompt)}</td>{"".join(cells)}</tr>')
         return (
-            '<h3>Generations</h3>\n<div class="table-wrap"><table class="generations">'
+            '<h3>Generations</h3>\n<div class="table-wrap">'
+            # Many columns scroll sideways rather than squeeze each text to a few words.
+            f'<table class="generations" style="min-width: {180 + 170 * len(columns)}px">'
             f'<thead><tr><th class="prompt">prompt</th>{head}</tr></thead><tbody>\n'
             + "\n".join(rows)
             + "\n</tbody></table></div>"
