@@ -17,13 +17,8 @@ from typer.testing import CliRunner
 
 from steerlab.cli.reporting import report
 from steerlab.errors import DataError
-from steerlab.report.html import (
-    format_bytes,
-    format_seconds,
-    format_value,
-    render_report,
-    write_report,
-)
+from steerlab.report.html import render_report, write_report
+from steerlab.report.html_format import format_bytes, format_seconds, format_value
 from steerlab.report.html_svg import inline_svg
 
 

@@ -14,35 +14,30 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
-from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from steerlab.provenance import atomic_write, library_version
+from steerlab.report.html_format import (
+    DASH,
+    format_bytes,
+    format_seconds,
+    format_value,
+    is_number,
+    is_unsteered,
+    seconds_between,
+)
 from steerlab.report.html_load import RunRecord, StageRecord, load_run
 from steerlab.report.html_style import PAGE_CSS
 from steerlab.report.html_svg import inline_svg
 
-__all__ = [
-    "REPORT_NAME",
-    "format_bytes",
-    "format_seconds",
-    "format_value",
-    "render_report",
-    "write_report",
-]
+__all__ = ["REPORT_NAME", "render_report", "write_report"]
 
 REPORT_NAME = "report.html"
 """The report's file name inside the run folder."""
-
-DASH = "–"
-"""Shown for a missing or NaN value."""
-
-_UNSTEERED = {"0", "+0", "-0", "unsteered", "baseline", "none"}
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -64,72 +59,6 @@ def render_report(run_dir: str | Path) -> str:
     """The report page of ``run_dir`` as HTML text (see :func:`write_report`)."""
     run = load_run(Path(run_dir))
     return _Page(run).render()
-
-
-# -- formatting -------------------------------------------------------------------------------
-
-
-def format_value(value: Any) -> str:
-    """A table cell or number as text: 4 significant digits, ``–`` for None and NaN."""
-    if value is None:
-        return DASH
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return DASH
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        if value == int(value) and abs(value) < 1e6:
-            return str(int(value))
-        return f"{value:.4g}"
-    return str(value)
-
-
-def format_seconds(seconds: float | None) -> str:
-    """A wall time: ``0.4 s``, ``12.3 s``, ``4 min 05 s``, ``1 h 02 min``."""
-    if seconds is None or math.isnan(seconds):
-        return DASH
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = round(seconds)
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60:02d} s"
-    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
-
-
-def format_bytes(size: float) -> str:
-    """A file size: ``512 B``, ``1.2 kB``, ``3.4 MB``, ``1.1 GB`` (powers of 1000)."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(size) < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"  # unreachable: the loop returns at GB
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_unsteered(column: str) -> bool:
-    """True for a generations column of the unsteered model (coefficient 0)."""
-    name = column.strip().lower()
-    if name in _UNSTEERED:
-        return True
-    try:
-        return float(name) == 0.0
-    except ValueError:
-        return False
-
-
-def _seconds_between(start: Any, end: Any) -> float | None:
-    try:
-        elapsed = datetime.fromisoformat(str(end)) - datetime.fromisoformat(str(start))
-    except (TypeError, ValueError):
-        return None
-    return elapsed.total_seconds()
 
 
 # -- the page ---------------------------------------------------------------------------------
@@ -185,7 +114,7 @@ class _Page:
         cached = sum(stage.status == "cached" for stage in stages)
         if cached:
             parts.append(f"{cached} from cache")
-        total = _seconds_between(self.data.get("started"), self.data.get("finished"))
+        total = seconds_between(self.data.get("started"), self.data.get("finished"))
         if total is None:
             known = [stage.wall_s for stage in stages if stage.wall_s is not None]
             total = sum(known) if known else None
@@ -305,7 +234,7 @@ class _Page:
         rows = table["rows"]
         width = max([len(table["columns"]), *(len(row) for row in rows)], default=0)
         numeric = [
-            bool(rows) and all(row[i] is None or _is_number(row[i]) for row in rows if i < len(row))
+            bool(rows) and all(row[i] is None or is_number(row[i]) for row in rows if i < len(row))
             for i in range(width)
         ]
         cls = [' class="num"' if is_num or i in right else "" for i, is_num in enumerate(numeric)]
@@ -367,7 +296,7 @@ class _Page:
             prompts.setdefault(item["prompt"], {}).setdefault(item["column"], []).append(
                 item["text"]
             )
-        marks = {c: ' class="unsteered"' if _is_unsteered(c) else "" for c in columns}
+        marks = {c: ' class="unsteered"' if is_unsteered(c) else "" for c in columns}
         head = "".join(f"<th{marks[c]}>{escape(c)}</th>" for c in columns)
         rows = []
         for prompt, texts in prompts.items():
