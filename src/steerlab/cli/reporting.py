@@ -15,7 +15,9 @@ from steerlab.report.html import write_report
 def report(
     run_dir: Annotated[
         Path,
-        typer.Argument(help="Run folder (the -o DIR of `steerlab run`).", show_default=False),
+        typer.Argument(
+            help="Run folder (the -o DIR of `steerlab run`).", metavar="DIR", show_default=False
+        ),
     ],
 ) -> None:
     """Rebuild DIR/report.html from the run's finished results and print its path.
