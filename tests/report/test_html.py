@@ -297,6 +297,16 @@ def test_a_stage_marked_finished_without_stage_json_is_pending(fresh_run: Path) 
     assert "1 of 4 stages finished" in page_text
 
 
+def test_long_tables_scroll_in_their_own_box(fresh_run: Path) -> None:
+    def rows(stage: dict[str, Any]) -> None:
+        stage["summary"]["tables"][0]["rows"] = [[i, i / 10, "x"] for i in range(40)]
+
+    _edit_sweep(fresh_run, rows)
+    sweep = section(render_report(fresh_run), "stage-sweep")
+    assert '<div class="table-wrap tall"><table><caption>rates <span class="rows">40 rows' in sweep
+    assert sweep.count("<tr>") >= 41
+
+
 def test_png_plots_are_inlined_and_missing_ones_noted(fresh_run: Path) -> None:
     def plots(stage: dict[str, Any]) -> None:
         stage["summary"]["plots"] = [

@@ -39,6 +39,9 @@ __all__ = ["REPORT_NAME", "render_report", "write_report"]
 REPORT_NAME = "report.html"
 """The report's file name inside the run folder."""
 
+TALL_TABLE_ROWS = 15
+"""Tables longer than this scroll in a box of their own on screen."""
+
 
 def write_report(run_dir: str | Path) -> Path:
     """Write ``run_dir/report.html`` (atomically) from the run's results; return its path.
@@ -238,7 +241,9 @@ class _Page:
             for i in range(width)
         ]
         cls = [' class="num"' if is_num or i in right else "" for i, is_num in enumerate(numeric)]
-        caption = f"<caption>{escape(table['title'])}</caption>" if table["title"] else ""
+        tall = len(rows) > TALL_TABLE_ROWS
+        count = f' <span class="rows">{len(rows)} rows</span>' if tall else ""
+        caption = f"<caption>{escape(table['title'])}{count}</caption>" if table["title"] else ""
         head = "".join(
             f"<th{cls[i]}>{escape(format_value(column))}</th>"
             for i, column in enumerate(table["columns"])
@@ -251,8 +256,10 @@ class _Page:
             ]
             body.append("<tr>" + "".join(cells) + "</tr>")
         head_row = f"<thead><tr>{head}</tr></thead>" if head else ""
+        # A long table scrolls in its own box on screen (header kept in view), not on paper.
+        wrap = "table-wrap tall" if tall else "table-wrap"
         return (
-            f'<div class="table-wrap"><table>{caption}{head_row}<tbody>\n'
+            f'<div class="{wrap}"><table>{caption}{head_row}<tbody>\n'
             + "\n".join(body)
             + "\n</tbody></table></div>"
         )

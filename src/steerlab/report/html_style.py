@@ -58,8 +58,12 @@ nav.toc li { break-inside: avoid; }
 .number .unit { font-size: .8rem; font-weight: 400; color: var(--muted); }
 .number .ci { color: var(--muted); font-size: 13px; font-variant-numeric: tabular-nums; }
 .table-wrap { overflow-x: auto; margin: 8px 0 14px; }
+.table-wrap.tall { max-height: 28rem; overflow-y: auto; width: fit-content; max-width: 100%;
+                   border-bottom: 1px solid var(--line); }
+.table-wrap.tall thead th { position: sticky; top: 0; z-index: 1; }
 table { border-collapse: collapse; font-size: 14px; }
 caption { text-align: left; font-weight: 600; padding: 0 0 6px; }
+caption .rows { font-weight: 400; color: var(--muted); font-size: 13px; margin-left: 6px; }
 th, td { border: 1px solid var(--line); padding: 4px 10px; vertical-align: top;
          text-align: left; }
 th { background: var(--soft); font-weight: 600; }
@@ -96,6 +100,7 @@ footer { color: var(--muted); font-size: 13px; margin-top: 36px; }
   figure, .number, tr, pre { break-inside: avoid; }
   h2, h3 { break-after: avoid; }
   pre { white-space: pre-wrap; }
+  .table-wrap.tall { max-height: none; overflow: visible; border-bottom: 0; }
 }
 """
     + MATPLOTLIB_SVG_CSS
