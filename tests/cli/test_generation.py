@@ -145,3 +145,16 @@ def test_generate_unknown_operator(model_dir: Path, vector_file: Path) -> None:
     args = generate_args(model_dir, vector_file, "1")
     result = invoke([*args[:-1], "--operator", "multiply", "hello"])
     assert_one_line_error(result, "multiply")
+
+
+def test_generate_output_writes_the_generations_as_jsonl(
+    tmp_path: Path, model_dir: Path, vector_file: Path
+) -> None:
+    out = tmp_path / "sub" / "generations.jsonl"
+    args = [a for a in generate_args(model_dir, vector_file, "-2,0,2") if a != "--json"]
+    result = invoke([*args[:-1], "-o", str(out), args[-1]])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["coefficient"] for row in rows] == [-2.0, 0.0, 2.0]
+    assert all(row["prompt"] == "hello" and isinstance(row["text"], str) for row in rows)
+    assert [p.name for p in out.parent.iterdir()] == ["generations.jsonl"]  # nothing beside it

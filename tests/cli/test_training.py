@@ -19,6 +19,7 @@ from transformers import AutoModelForCausalLM
 
 from steerlab.cli import app
 from steerlab.cli.common import TrainingOptions
+from steerlab.errors import SteerlabError
 from steerlab.tuning import FinetuneConfig
 
 CHAT = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello there."}]
@@ -116,10 +117,16 @@ def test_training_defaults_are_finetune_configs() -> None:
 
 def test_training_options_build_the_config() -> None:
     options = TrainingOptions(
-        rank=4, lr=1e-3, gradient_accumulation=2, eval_fraction=0.2, early_stopping=3
+        rank=4,
+        lr=1e-3,
+        lr_scheduler="constant",
+        gradient_accumulation=2,
+        eval_fraction=0.2,
+        early_stopping=3,
     )
     config = options.finetune_config(merge=True, full_finetune_layers=(1, 2))
     assert (config.rank, config.learning_rate, config.gradient_accumulation) == (4, 1e-3, 2)
+    assert config.lr_scheduler == "constant"
     assert (config.eval_fraction, config.early_stopping_patience) == (0.2, 3)
     assert config.merge and config.full_finetune_layers == (1, 2)
 
@@ -176,3 +183,8 @@ def test_old_and_new_spelling_together_is_one_line(
     line = assert_one_line_error(invoke(args), "--layers", new, "deprecated")
     assert "give" in line
     assert not out.exists()
+
+
+def test_unknown_lr_scheduler_is_one_line() -> None:
+    with pytest.raises(SteerlabError, match="lr_scheduler"):
+        TrainingOptions(lr_scheduler="sawtooth").finetune_config(merge=False)

@@ -113,6 +113,34 @@ def test_extract_layers_and_limit(tmp_path: Path, model_dir: Path, pairs_file: P
     assert vector.metadata.n_examples == 3
 
 
+def test_extract_negate_is_the_vector_of_the_swapped_pairs(
+    tmp_path: Path, model_dir: Path, pairs_file: Path
+) -> None:
+    swapped = tmp_path / "swapped.jsonl"
+    rows = [json.loads(line) for line in pairs_file.read_text().splitlines()]
+    swapped.write_text(
+        "".join(
+            json.dumps({**r, "positive": r["negative"], "negative": r["positive"]}) + "\n"
+            for r in rows
+        )
+    )
+    negated, flipped = tmp_path / "negated.safetensors", tmp_path / "flipped.safetensors"
+    common = ["--method", "mean_diff"]
+    assert (
+        invoke([*extract_args(model_dir, pairs_file, negated), *common, "--negate"]).exit_code == 0
+    )
+    assert invoke([*extract_args(model_dir, swapped, flipped), *common]).exit_code == 0
+    a, b = SteeringVector.load(negated), SteeringVector.load(flipped)
+    assert a.layers == b.layers
+    for layer in a.layers:
+        torch.testing.assert_close(a[layer], b[layer], rtol=0, atol=1e-6)
+    # The same texts, read in another order: their mean norms agree to rounding.
+    assert a.activation_norms is not None and b.activation_norms is not None
+    assert a.activation_norms.keys() == b.activation_norms.keys()
+    for layer, norm in a.activation_norms.items():
+        assert norm == pytest.approx(b.activation_norms[layer], rel=1e-6)
+
+
 def test_info(vector_file: Path) -> None:
     result = invoke(["info", str(vector_file)])
     assert result.exit_code == 0, result.output

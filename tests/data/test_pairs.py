@@ -509,3 +509,23 @@ def test_first_bad_line_is_reported(tmp_path: Path) -> None:
         ['{"positive": "a", "negative": "b"}', '{"positive": "a"}', "{broken"],
     )
     assert f"{path}:2:" in _error(path)
+
+
+def test_slices_keep_part_of_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(
+        "".join(json.dumps({"positive": f"p{i}", "negative": f"n{i}"}) + "\n" for i in range(10))
+    )
+    assert [p.positive for p in load_pairs(f"{path}[:3]")] == ["p0", "p1", "p2"]
+    assert [p.positive for p in load_pairs(f"{path}[7:]")] == ["p7", "p8", "p9"]
+    assert [p.positive for p in load_pairs(f"{path}[-2:]", limit=1)] == ["p8"]
+    held_out = load_pairs("builtin:happy_sad[48:]")
+    assert held_out == load_pairs("builtin:happy_sad")[48:] and len(held_out) == 16
+    with pytest.raises(DataError, match=r"slice \[20:\] keeps no pairs"):
+        load_pairs(f"{path}[20:]")
+
+
+def test_a_file_named_with_brackets_is_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "odd[1:2]"
+    path.write_text(json.dumps({"positive": "a", "negative": "b"}) + "\n")
+    assert len(load_pairs(path)) == 1

@@ -514,6 +514,9 @@ class TrainingOptions:
         int | None, typer.Option(help="Optimiser steps in total (overrides --epochs).")
     ] = None
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 2e-4
+    lr_scheduler: Annotated[
+        str, typer.Option(help="Learning-rate schedule: linear (decay to 0), constant, cosine...")
+    ] = "linear"
     batch_size: Annotated[int, typer.Option(help="Chats per forward pass.")] = 4
     gradient_accumulation: Annotated[
         int, typer.Option("--grad-accum", help="Forward passes per optimiser step.")
@@ -559,6 +562,7 @@ class TrainingOptions:
             epochs=self.epochs,
             max_steps=self.max_steps,
             learning_rate=self.lr,
+            lr_scheduler=self.lr_scheduler,
             batch_size=self.batch_size,
             gradient_accumulation=self.gradient_accumulation,
             max_length=self.max_length,

@@ -56,6 +56,12 @@ def extract(
     limit: Annotated[int | None, typer.Option(help="Use only the first N pairs.")] = None,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 16,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    negate: Annotated[
+        bool,
+        typer.Option(
+            "--negate", help="Point the vector the other way: toward the negative examples."
+        ),
+    ] = False,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
     layers_path: LayersPathOpt = None,
@@ -87,6 +93,8 @@ def extract(
         layers_path=layers_path,
         progress=True,
     )
+    if negate:
+        vector = -vector  # exactly the vector of the swapped pairs, for mean_diff
     vector.save(output)
     console.print(
         f"wrote {output}: {vector.metadata.method} vector, layers "

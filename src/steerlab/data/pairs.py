@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,13 +145,17 @@ def load_pairs(path: str | os.PathLike[str], limit: int | None = None) -> list[C
     """Read contrastive pairs from a JSONL/JSON file (see the module docstring for formats).
 
     Args:
-        path: the file; ``builtin:NAME`` reads a set shipped with steerlab.
-        limit: keep only the first ``limit`` pairs.
+        path: the file; ``builtin:NAME`` reads a set shipped with steerlab. A slice after
+            the name keeps part of it, as in Python: ``builtin:happy_sad[:48]`` the first 48
+            pairs, ``pairs.jsonl[48:]`` all but those (e.g. held out from extraction).
+        limit: keep only the first ``limit`` pairs (after the slice).
 
     Raises:
-        DataError: ``FILE:LINE: what is wrong`` for the first bad line, or an empty file.
+        DataError: ``FILE:LINE: what is wrong`` for the first bad line, an empty file, or an
+            empty slice.
     """
     check_int(limit, "limit", minimum=1, optional=True, error=DataError)
+    path, part = split_slice(path)
     source = Path(resolve_data_path(path, "pairs"))
     if not source.is_file():
         raise DataError(f"{source}: no such file")
@@ -160,7 +165,32 @@ def load_pairs(path: str | os.PathLike[str], limit: int | None = None) -> list[C
         raise DataError(f"{source}: not UTF-8 text") from None
     if not pairs:
         raise DataError(f"{source}: no pairs in the file")
+    if part is not None:
+        pairs = pairs[part]
+        if not pairs:
+            raise DataError(f"{source}: the slice [{_slice_text(part)}] keeps no pairs")
     return pairs[:limit] if limit is not None else pairs
+
+
+_SLICE = re.compile(r"^(?P<path>.+)\[(?P<start>-?\d*):(?P<stop>-?\d*)\]$")
+
+
+def split_slice(path: str | os.PathLike[str]) -> tuple[str | os.PathLike[str], slice | None]:
+    """``"builtin:happy_sad[48:]"`` -> ``("builtin:happy_sad", slice(48, None))``.
+
+    A path that exists as written, brackets and all, is a file name, not a slice.
+    """
+    text = os.fspath(path)
+    match = _SLICE.match(text)
+    if match is None or Path(text).exists():
+        return path, None
+    start, stop = (int(match[k]) if match[k] else None for k in ("start", "stop"))
+    return match["path"], slice(start, stop)
+
+
+def _slice_text(part: slice) -> str:
+    """``slice(48, None)`` -> ``"48:"``."""
+    return f"{'' if part.start is None else part.start}:{'' if part.stop is None else part.stop}"
 
 
 def pairs_from_ab(path: str | os.PathLike[str], limit: int | None = None) -> list[ContrastPair]:
