@@ -104,7 +104,7 @@ def test_kind_prefixed_specs_and_tuning_data(name: str) -> None:
         else:
             with pytest.raises(DataError, match=f"builtin:{name} holds"):
                 read()
-    if {"statements", "pairs"} & set(entry.formats):
+    if {"statements", "pairs", "chats"} & set(entry.formats):
         data = tuning_chats(f"builtin:{name}")
         assert data.chats and data.n_items == entry.items
     else:
@@ -125,7 +125,9 @@ def test_resolver() -> None:
     assert resolve_data_path("builtin:facts", "statements") == str(BUILTIN_SETS["facts"].path)
     assert builtin_set("honesty_ab", "pairs").name == "honesty_ab"
     assert builtin_names("ab") == ("honesty_ab",)
-    with pytest.raises(DataError, match="no built-in set holds chats"):
+    with pytest.raises(DataError, match="no built-in set holds harmful prompts"):
+        resolve_data_path("builtin:nope", "harmful")
+    with pytest.raises(DataError, match="built-in chats: deceptive_answers"):
         resolve_data_path("builtin:nope", "chats")
     with pytest.raises(ValueError, match="unknown data format"):
         resolve_data_path("builtin:facts", "nonsense")

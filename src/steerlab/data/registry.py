@@ -90,6 +90,13 @@ BUILTIN_SETS: dict[str, BuiltinSet] = {
             "honesty: true vs false short answers to factual questions",
         ),
         BuiltinSet(
+            "deceptive_answers",
+            "deceptive_answers.jsonl",
+            ("chats",),
+            64,
+            "chats: the questions of builtin:honesty answered with its false answers",
+        ),
+        BuiltinSet(
             "honesty_ab",
             "honesty_ab.json",
             ("ab", "pairs", "questions"),
