@@ -28,6 +28,9 @@ COMMANDS = {
     "dataset qa": "answer_questions",
     "dataset pairs": "pair_honest_deceptive",
     "demo": "run_demo",
+    "run": "run_experiment",
+    "report": "write_report",
+    "schema": "experiment_schema",
 }
 
 

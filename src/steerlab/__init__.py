@@ -18,6 +18,9 @@ Every function behind a CLI command is importable from here under its own name:
 ``steerlab dataset qa``       :func:`answer_questions`
 ``steerlab dataset pairs``    :func:`pair_honest_deceptive`
 ``steerlab demo``             :func:`run_demo`
+``steerlab run``              :func:`run_experiment` (``--dry-run``: :func:`plan_experiment`)
+``steerlab report``           :func:`write_report`
+``steerlab schema``           :func:`experiment_schema`
 ============================  ==========================================
 
 Quick start::
@@ -74,6 +77,9 @@ from steerlab.layers import find_layers
 from steerlab.models import load_model, model_identity
 from steerlab.provenance import library_version
 from steerlab.record import TextExample, measure_activation_norms, record, record_tokens
+from steerlab.report.html import write_report
+from steerlab.runner import RunResult, plan_experiment, run_experiment
+from steerlab.runner import json_schema as experiment_schema
 from steerlab.steer import SCALES, SteerSpec, steer
 from steerlab.tuning import (
     FinetuneConfig,
@@ -104,6 +110,7 @@ __all__ = [
     "MatrixSettings",
     "RepresentationConfig",
     "RunRecord",
+    "RunResult",
     "SteerSpec",
     "SteeringVector",
     "SteerlabError",
@@ -120,6 +127,7 @@ __all__ = [
     "compare",
     "evaluate",
     "evaluate_models",
+    "experiment_schema",
     "extract",
     "find_layers",
     "finetune",
@@ -135,13 +143,16 @@ __all__ = [
     "model_identity",
     "pair_honest_deceptive",
     "pairs_from_ab",
+    "plan_experiment",
     "read_run",
     "record",
     "record_tokens",
     "run_demo",
+    "run_experiment",
     "steer",
     "steering_matrix",
     "sweep",
     "tune",
     "tuning_chats",
+    "write_report",
 ]

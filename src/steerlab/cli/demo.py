@@ -7,29 +7,19 @@ from typing import Annotated
 
 import typer
 
-from steerlab.cli.common import ModelOpt, console, friendly_errors
+from steerlab.cli.common import console, friendly_errors
 
 
 @friendly_errors
 def demo(
-    model: ModelOpt = "default",
-    coefficient: Annotated[
-        float, typer.Option(help="Steering strength as a fraction of the activation norm.")
-    ] = 0.05,
-    layers: Annotated[str, typer.Option(help="Layers to steer.")] = "12-18",
-    max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 40,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for artifacts.")] = Path(
-        "demo-output"
-    ),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Run folder (a rerun continues it).")
+    ] = Path("demo-output"),
+    dry_run: Annotated[
+        bool, typer.Option(help="Print the plan (cached / will run, in order); run nothing.")
+    ] = False,
 ) -> None:
-    """Extract a mood vector on the embedded model and show steered generations."""
+    """Run the demo spec (examples/demo.yaml) on the embedded model: all three lines, a report."""
     from steerlab.demo import run_demo
 
-    run_demo(
-        model=model,
-        coefficient=coefficient,
-        layers=layers,
-        max_new_tokens=max_new_tokens,
-        output=output,
-        console=console,
-    )
+    run_demo(output=output, console=console, dry_run=dry_run)

@@ -6,6 +6,9 @@
 * :mod:`~steerlab.report.matrix`: a steering matrix's rates.
 * :mod:`~steerlab.report.vectors`: steering vectors compared per layer.
 * :mod:`~steerlab.report.style`: the shared look and the deterministic file output.
+* :mod:`~steerlab.report.html`: a run folder's self-contained HTML report (with html_load,
+  html_svg, html_style, html_format).
 
-Report builds only on :mod:`steerlab.stats` (rows and fits) and the foundation modules.
+Report builds only on :mod:`steerlab.stats` (rows and fits) and the foundation modules; the
+HTML report reads finished run folders (``run.json``, ``stage.json``), never the runner.
 """

@@ -13,6 +13,7 @@ would write into another stage's files (``calibrate --write``).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 import typing
@@ -20,8 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-from steerlab.cli import calibration, evaluation, exporting, folding, generation, training, vectors
 
 RefKind = Literal["model", "vector", "vectors", "eval_models", "steered"]
 Produces = Literal["vector", "model"] | None
@@ -60,135 +59,148 @@ class CommandKind:
     summary: str = ""
 
 
-KINDS: dict[str, CommandKind] = {
-    kind.kind: kind
-    for kind in (
-        CommandKind(
-            "extract",
-            vectors.extract,
-            {"model": "model"},
-            "output",
-            "vector.safetensors",
-            produces="vector",
-            summary="steerlab extract: a vector from contrastive pairs",
-        ),
-        CommandKind(
-            "diff",
-            vectors.diff,
-            {"base": "model", "tuned": "model"},
-            "output",
-            "vector.safetensors",
-            produces="vector",
-            summary="steerlab diff: a model-diff vector (tuned minus base)",
-        ),
-        CommandKind(
-            "import",
-            exporting.import_gguf,
-            {"model": "model"},
-            "output",
-            "vector.safetensors",
-            produces="vector",
-            summary="steerlab import gguf: a llama.cpp / repeng / EasySteer control vector",
-        ),
-        CommandKind(
-            "compare",
-            vectors.compare,
-            {"vectors": "vectors"},
-            "output",
-            "out",
-            summary="steerlab compare: cosine per layer of two or more vectors",
-        ),
-        CommandKind(
-            "generate",
-            generation.generate,
-            {"model": "model", "vector": "vector"},
-            "output",
-            "generations.jsonl",
-            fixed={"as_json": False},
-            summary="steerlab generate: steered generations, side by side",
-        ),
-        CommandKind(
-            "calibrate",
-            calibration.calibrate,
-            {"model": "model", "vector": "vector"},
-            "output",
-            "out",
-            fixed={"write": False},
-            excluded=("write",),
-            summary="steerlab calibrate: a recommended coefficient per sign",
-        ),
-        CommandKind(
-            "sweep",
-            evaluation.sweep,
-            {"model": "model", "vector": "vector"},
-            "output",
-            "out",
-            resumable=True,
-            summary="steerlab sweep: behaviour and helpfulness vs coefficient, with the bound fits",
-        ),
-        CommandKind(
-            "matrix",
-            evaluation.matrix,
-            {"model": "model", "vectors": "vectors"},
-            "output",
-            "out",
-            resumable=True,
-            summary="steerlab matrix: vectors x operators x scales x layer modes",
-        ),
-        CommandKind(
-            "finetune",
-            training.finetune,
-            {"model": "model"},
-            "output",
-            "out",
-            produces="model",
-            resumable=True,
-            fixed={"resume": True},
-            excluded=("resume",),
-            summary="steerlab finetune: LoRA or layer fine-tuning on chats",
-        ),
-        CommandKind(
-            "tune",
-            training.tune,
-            {"model": "model", "vector": "vector"},
-            "output",
-            "out",
-            produces="model",
-            resumable=True,
-            fixed={"resume": True},
-            excluded=("resume",),
-            summary="steerlab tune: representation tuning (token loss + cosine loss)",
-        ),
-        CommandKind(
-            "eval",
-            evaluation.eval_models,
-            {"models": "eval_models", "steered": "steered", "vector": "vector"},
-            "output",
-            "out",
-            resumable=True,
-            fixed={"resume": True},
-            excluded=("resume",),
-            summary="steerlab eval: models and online steering on the honesty suite",
-        ),
-        CommandKind(
-            "fold",
-            folding.fold,
-            {"model": "model", "vector": "vector"},
-            "output",
-            "out",
-            produces="model",
-            summary="steerlab fold: a checkpoint with the steering in its weights",
-        ),
-        CommandKind(
-            "export",
-            exporting.export_gguf,
-            {"vector": "vector"},
-            "output",
-            "vector.gguf",
-            summary="steerlab export gguf: a llama.cpp control vector",
-        ),
+@functools.cache
+def kinds() -> dict[str, CommandKind]:
+    """Stage kind -> how to run it (the CLI loads on first use, not on ``import steerlab``)."""
+    from steerlab.cli import (
+        calibration,
+        evaluation,
+        exporting,
+        folding,
+        generation,
+        training,
+        vectors,
     )
-}
+
+    return {
+        kind.kind: kind
+        for kind in (
+            CommandKind(
+                "extract",
+                vectors.extract,
+                {"model": "model"},
+                "output",
+                "vector.safetensors",
+                produces="vector",
+                summary="steerlab extract: a vector from contrastive pairs",
+            ),
+            CommandKind(
+                "diff",
+                vectors.diff,
+                {"base": "model", "tuned": "model"},
+                "output",
+                "vector.safetensors",
+                produces="vector",
+                summary="steerlab diff: a model-diff vector (tuned minus base)",
+            ),
+            CommandKind(
+                "import",
+                exporting.import_gguf,
+                {"model": "model"},
+                "output",
+                "vector.safetensors",
+                produces="vector",
+                summary="steerlab import gguf: a llama.cpp / repeng / EasySteer control vector",
+            ),
+            CommandKind(
+                "compare",
+                vectors.compare,
+                {"vectors": "vectors"},
+                "output",
+                "out",
+                summary="steerlab compare: cosine per layer of two or more vectors",
+            ),
+            CommandKind(
+                "generate",
+                generation.generate,
+                {"model": "model", "vector": "vector"},
+                "output",
+                "generations.jsonl",
+                fixed={"as_json": False},
+                summary="steerlab generate: steered generations, side by side",
+            ),
+            CommandKind(
+                "calibrate",
+                calibration.calibrate,
+                {"model": "model", "vector": "vector"},
+                "output",
+                "out",
+                fixed={"write": False},
+                excluded=("write",),
+                summary="steerlab calibrate: a recommended coefficient per sign",
+            ),
+            CommandKind(
+                "sweep",
+                evaluation.sweep,
+                {"model": "model", "vector": "vector"},
+                "output",
+                "out",
+                resumable=True,
+                summary="steerlab sweep: behaviour, helpfulness and the bound fits vs coefficient",
+            ),
+            CommandKind(
+                "matrix",
+                evaluation.matrix,
+                {"model": "model", "vectors": "vectors"},
+                "output",
+                "out",
+                resumable=True,
+                summary="steerlab matrix: vectors x operators x scales x layer modes",
+            ),
+            CommandKind(
+                "finetune",
+                training.finetune,
+                {"model": "model"},
+                "output",
+                "out",
+                produces="model",
+                resumable=True,
+                fixed={"resume": True},
+                excluded=("resume",),
+                summary="steerlab finetune: LoRA or layer fine-tuning on chats",
+            ),
+            CommandKind(
+                "tune",
+                training.tune,
+                {"model": "model", "vector": "vector"},
+                "output",
+                "out",
+                produces="model",
+                resumable=True,
+                fixed={"resume": True},
+                excluded=("resume",),
+                summary="steerlab tune: representation tuning (token loss + cosine loss)",
+            ),
+            CommandKind(
+                "eval",
+                evaluation.eval_models,
+                {"models": "eval_models", "steered": "steered", "vector": "vector"},
+                "output",
+                "out",
+                resumable=True,
+                fixed={"resume": True},
+                excluded=("resume",),
+                summary="steerlab eval: models and online steering on the honesty suite",
+            ),
+            CommandKind(
+                "fold",
+                folding.fold,
+                {"model": "model", "vector": "vector"},
+                "output",
+                "out",
+                produces="model",
+                summary="steerlab fold: a checkpoint with the steering in its weights",
+            ),
+            CommandKind(
+                "export",
+                exporting.export_gguf,
+                {"vector": "vector"},
+                "output",
+                "vector.gguf",
+                summary="steerlab export gguf: a llama.cpp control vector",
+            ),
+        )
+    }
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from steerlab.provenance import library_version, sha256_of_file
-from steerlab.runner.commands import KINDS, CommandKind, settings_of
+from steerlab.runner.commands import CommandKind, kinds, settings_of
 from steerlab.runner.spec import ModelEntry
 from steerlab.runner.yaml_lines import LocatedYaml
 
@@ -114,7 +114,7 @@ def _node(
     name: str, stage: Any, spec: Any, models: dict[str, ModelEntry], located: LocatedYaml
 ) -> StageNode:
     """A stage's settings and references, each reference checked against what exists."""
-    kind = KINDS[stage.kind]
+    kind = kinds()[stage.kind]
     values = stage.model_dump()
     settings = {s.name: values[s.name] for s in settings_of(kind)}
     if "seed" in settings and "seed" not in stage.model_fields_set:
@@ -132,12 +132,12 @@ def _node(
             known = (
                 sorted(set(models) | set(spec.stages))
                 if want == "model"
-                else sorted(n for n, s in spec.stages.items() if KINDS[s.kind].produces == want)
+                else sorted(n for n, s in spec.stages.items() if kinds()[s.kind].produces == want)
             )
             raise located.error(
                 path, f"no {want} called {value!r} (known: {', '.join(known) or 'none'})"
             )
-        if KINDS[other.kind].produces != want:
+        if kinds()[other.kind].produces != want:
             raise located.error(path, f"stage {value!r} ({other.kind}) does not make a {want}")
         if value not in depends:
             depends.append(value)

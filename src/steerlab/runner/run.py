@@ -71,9 +71,29 @@ class RunResult:
 
 
 def plan_experiment(spec_path: str | os.PathLike[str]) -> Plan:
-    """Read, validate and resolve a spec (nothing runs; errors are one line)."""
-    spec, located = read_spec(Path(spec_path))
+    """Read, validate and resolve a spec (nothing runs; errors are one line).
+
+    ``builtin:NAME`` names a spec shipped with steerlab (``builtin:demo``; the repository's
+    ``examples/`` folder holds the same files).
+    """
+    spec, located = read_spec(spec_file(spec_path))
     return build_plan(spec, located)
+
+
+def spec_file(spec_path: str | os.PathLike[str]) -> Path:
+    """The file a spec argument names: a path, or ``builtin:NAME`` for a shipped example."""
+    text = os.fspath(spec_path)
+    if not text.startswith("builtin:"):
+        return Path(text)
+    from importlib import resources
+
+    folder = Path(str(resources.files("steerlab") / "examples"))
+    name = text.removeprefix("builtin:")
+    path = folder / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise SpecError(f"{text}: no such built-in spec (built-in: {', '.join(known)})")
+    return path
 
 
 def run_experiment(
@@ -113,6 +133,8 @@ def run_experiment(
     }
     if dry_run:
         console.print(plan_table(plan, statuses, out))
+        if plan.spec.cost is not None:
+            console.print(cost_line(plan.spec.cost), highlight=False)
         return RunResult(out, plan, statuses, None)
     out.mkdir(parents=True, exist_ok=True)
     record = _run_record(plan, out, statuses)
@@ -372,6 +394,16 @@ def _write_report(out: Path) -> Path:
     from steerlab.report.html import write_report
 
     return write_report(out)
+
+
+def cost_line(cost: Any) -> str:
+    """The spec's stated cost, in one line."""
+    disk = f", {cost.disk_gb:g} GiB of disk" if cost.disk_gb is not None else ""
+    basis = f" ({cost.basis})" if cost.basis else ""
+    return (
+        f"expected cost: about {cost.hours:g} h on {cost.hardware}, "
+        f"{cost.memory_gb:g} GiB peak memory{disk}{basis}"
+    )
 
 
 def plan_table(plan: Plan, statuses: dict[str, str], out: Path) -> Table:

@@ -42,7 +42,7 @@ from pydantic import (
     field_validator,
 )
 
-from steerlab.runner.commands import KINDS, CommandKind, Setting, settings_of
+from steerlab.runner.commands import CommandKind, Setting, kinds, settings_of
 from steerlab.runner.yaml_lines import LocatedYaml, load_yaml
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
@@ -102,6 +102,27 @@ class ModelEntry(BaseModel):
     device: str | None = Field(default=None, description="cpu, cuda, cuda:1, mps...")
     layers_path: str | None = Field(
         default=None, description="Dotted path of the decoder block list, if not found."
+    )
+
+
+class Cost(BaseModel):
+    """What a run is expected to need, as measured or estimated by the spec's author."""
+
+    model_config = STRICT
+    hardware: str = Field(
+        description="What it was sized for, e.g. '1 x A100 80GB' or '2 CPU cores'."
+    )
+    hours: Annotated[float, Field(allow_inf_nan=False, gt=0)] = Field(
+        description="Expected wall time of the whole run, in hours."
+    )
+    memory_gb: Annotated[float, Field(allow_inf_nan=False, gt=0)] = Field(
+        description="Peak accelerator (or CPU) memory, in GiB."
+    )
+    disk_gb: Annotated[float, Field(allow_inf_nan=False, ge=0)] | None = Field(
+        default=None, description="Disk the run folder takes, in GiB."
+    )
+    basis: str | None = Field(
+        default=None, description="Measured (when, where) or estimated (from what)."
     )
 
 
@@ -180,7 +201,7 @@ def _is_required(kind: CommandKind, parameter: str) -> bool:
 @functools.cache
 def stage_models() -> dict[str, type[BaseModel]]:
     """Stage kind -> its pydantic model."""
-    return {name: _stage_model(kind) for name, kind in KINDS.items()}
+    return {name: _stage_model(kind) for name, kind in kinds().items()}
 
 
 @functools.cache
@@ -196,6 +217,7 @@ def spec_model() -> type[BaseModel]:
         name: str | None = Field(None, description="The experiment's name (default: file name).")
         description: str | None = Field(None, description="What the experiment asks.")
         seed: int = Field(0, description="Every stage's seed unless the stage sets its own.")
+        cost: Cost | None = Field(None, description="Expected time and memory of the run.")
         models: dict[str, str | ModelEntry] = Field(
             default_factory=dict,
             description="Model name -> source ('default', folder, .gguf, Hub id) or settings.",
@@ -275,7 +297,7 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
 def _is_tag(part: str) -> bool:
     """Whether a location part is pydantic's name of a union member or type, not a key."""
     return (
-        part in KINDS
+        part in kinds()
         or part in ("str", "int", "float", "bool")
         or "[" in part
         or part[:1].isupper()
@@ -290,9 +312,9 @@ def _message(error: Any, loc: tuple[str | int, ...], data: Any) -> str:
     if kind == "missing":
         return "required key missing"
     if kind == "union_tag_invalid":
-        return f"kind {error.get('input', {}).get('kind')!r} is not one of {', '.join(KINDS)}"
+        return f"kind {error.get('input', {}).get('kind')!r} is not one of {', '.join(kinds())}"
     if kind == "union_tag_not_found":
-        return f"a stage needs a kind: one of {', '.join(KINDS)}"
+        return f"a stage needs a kind: one of {', '.join(kinds())}"
     message = str(error.get("msg", "invalid value"))
     given = error.get("input")
     if given is not None and not isinstance(given, (dict, list)):
