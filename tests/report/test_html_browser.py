@@ -8,38 +8,12 @@ repository root). Without a browser the test fails where one is required (``CI``
 
 from __future__ import annotations
 
-import os
-import warnings
 from pathlib import Path
 
-import pytest
-from browser import browser_or_reason, check_in_browser
 from html_run_folder import make_run
 
+from browser import artifacts_dir, check_in_browser, require_browser
 from steerlab.report.html import write_report
-
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS_ENV = "STEERLAB_TEST_ARTIFACTS"
-REQUIRE_ENVS = ("CI", "STEERLAB_REQUIRE_BROWSER")
-
-
-def artifacts_dir() -> Path:
-    """Where test artifacts are kept: ``$STEERLAB_TEST_ARTIFACTS`` or ``.test-artifacts/``."""
-    return Path(os.environ.get(ARTIFACTS_ENV) or REPO / ".test-artifacts")
-
-
-def require_browser() -> None:
-    """Fail (where a browser is required) or skip loudly when no browser can start."""
-    reason = browser_or_reason()
-    if reason is None:
-        return
-    required = [name for name in REQUIRE_ENVS if os.environ.get(name, "").strip() not in ("", "0")]
-    if required:
-        pytest.fail(f"NO BROWSER although {' and '.join(required)} is set: {reason}")
-    message = f"NO BROWSER: the report was not checked in Chromium: {reason}"
-    warnings.warn(message, stacklevel=2)
-    print(f"\nWARNING: {message}")
-    pytest.skip(message)
 
 
 def test_report_renders_in_chromium(tmp_path: Path) -> None:

@@ -12,8 +12,11 @@ import io
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 CHROMIUM_ENV = "STEERLAB_CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -43,6 +46,28 @@ BROKEN_REFERENCES_JS = """() => {
   return [...broken];
 }"""
 TIMEOUT_MS = 60_000
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS_ENV = "STEERLAB_TEST_ARTIFACTS"
+REQUIRE_ENVS = ("CI", "STEERLAB_REQUIRE_BROWSER")
+
+
+def artifacts_dir() -> Path:
+    """Where test artifacts are kept: ``$STEERLAB_TEST_ARTIFACTS`` or ``.test-artifacts/``."""
+    return Path(os.environ.get(ARTIFACTS_ENV) or REPO / ".test-artifacts")
+
+
+def require_browser() -> None:
+    """Fail (where a browser is required) or skip loudly when no browser can start."""
+    reason = browser_or_reason()
+    if reason is None:
+        return
+    required = [name for name in REQUIRE_ENVS if os.environ.get(name, "").strip() not in ("", "0")]
+    if required:
+        pytest.fail(f"NO BROWSER although {' and '.join(required)} is set: {reason}")
+    message = f"NO BROWSER: the page was not checked in Chromium: {reason}"
+    warnings.warn(message, stacklevel=2)
+    print(f"\nWARNING: {message}")
+    pytest.skip(message)
 
 
 def chromium_path() -> str:
