@@ -144,6 +144,75 @@ def test_a_stage_interrupted_halfway_runs_again_in_its_folder(
     assert (first.stage_dir("cmp") / "out" / "cosine.json").is_file()
 
 
+def test_a_sweep_left_halfway_continues_from_its_rows(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """What a kill inside a sweep leaves (the rows of the units done: the sweep rewrites
+    results.jsonl atomically after each; no fits, no stage.json): the rerun continues it and
+    ends with the uninterrupted rows."""
+    stages = {"mood": mood_stages()["mood"], "sw": KILL_STAGES["sw"]}
+    spec, out = study(tmp_path / "study", models["gpt2"], stages), tmp_path / "out"
+    first = run(spec, out)
+    sweep = first.stage_dir("sw")
+    results = sweep / "out" / "results.jsonl"
+    whole = results.read_bytes()
+    lines = whole.splitlines(keepends=True)
+    marked = {**json.loads(lines[0]), "n": 99}  # a row the rerun must keep, not recompute
+    kept = [json.dumps(marked).encode() + b"\n", *lines[1:3]]
+    results.write_bytes(b"".join(kept))
+    for name in ("fit.json", "behavior.svg", "behavior.png"):
+        (sweep / "out" / name).unlink(missing_ok=True)
+    (sweep / "stage.json").unlink()
+    again = run(spec, out)
+    assert again.statuses == {"mood": "cached", "sw": "ran"}
+    rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
+    assert rows[0] == marked  # continued from what was there
+    assert rows[1:] == [json.loads(line) for line in lines[1:]]
+    assert (sweep / "out" / "fit.json").is_file()
+
+
+MODEL_STAGES: dict[str, dict[str, Any]] = {
+    "mood": mood_stages()["mood"],
+    "ft": {"kind": "finetune", "model": "base", "data": "chats.jsonl", "max_steps": 1,
+           "batch_size": 2, "lr": 0.01},
+    "tuned": {"kind": "tune", "model": "base", "vector": "mood", "data": "chats.jsonl",
+              "rep_layers": "1", "max_steps": 1, "batch_size": 2},
+    "folded": {"kind": "fold", "model": "base", "vector": "mood", "coefficient": "0.5"},
+    "diff": {"kind": "diff", "base": "base", "tuned": "ft", "chats": "chats.jsonl"},
+    "gen_ft": {"kind": "generate", "model": "ft", "prompts": "hi", "max_new_tokens": 3},
+    "gen_tuned": {"kind": "generate", "model": "tuned", "prompts": "hi", "max_new_tokens": 3},
+    "gen_folded": {"kind": "generate", "model": "folded", "prompts": "hi", "max_new_tokens": 3},
+    "cmp": {"kind": "compare", "vectors": ["mood", "diff"]},
+    "gguf": {"kind": "export", "vector": "diff", "coefficient": "1"},
+}  # fmt: skip
+
+
+def test_models_made_by_stages_feed_later_stages(models: dict[str, Path], tmp_path: Path) -> None:
+    folder, out = tmp_path / "study", tmp_path / "out"
+    folder.mkdir()
+    chat = [{"role": "user", "content": "How are you?"},
+            {"role": "assistant", "content": "I am happy today."}]  # fmt: skip
+    gloomy = [chat[0], {**chat[1], "content": "Gloomy."}]
+    rows = [json.dumps({"messages": messages}) + "\n" for messages in (chat, gloomy)]
+    (folder / "chats.jsonl").write_text("".join(rows), encoding="utf-8")
+    spec = study(folder, models["llama"], MODEL_STAGES)
+    first = run(spec, out)
+    assert set(first.statuses.values()) == {"ran"}
+    stage = json.loads((first.stage_dir("gen_ft") / "stage.json").read_text(encoding="utf-8"))
+    assert stage["inputs"] == {"ft": {"stage": "ft", "key": first.plan.stage("ft").key}}
+    assert (first.stage_dir("gguf") / "vector.gguf").is_file()
+
+    stages = {**MODEL_STAGES, "ft": {**MODEL_STAGES["ft"], "lr": 0.02}}
+    second = run(study(folder, models["llama"], stages), out)
+    assert {name for name, status in second.statuses.items() if status == "ran"} == {
+        "ft",
+        "diff",
+        "gen_ft",
+        "cmp",
+        "gguf",
+    }
+
+
 # -- only and dry_run -----------------------------------------------------------------------------
 
 
