@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from steerlab.data.pairs import split_slice
 from steerlab.provenance import library_version, sha256_of_file
 from steerlab.runner.commands import CommandKind, kinds, settings_of
 from steerlab.runner.spec import ModelEntry
@@ -129,11 +130,8 @@ def _node(
             return
         other = spec.stages.get(value)
         if other is None:
-            known = (
-                sorted(set(models) | set(spec.stages))
-                if want == "model"
-                else sorted(n for n, s in spec.stages.items() if kinds()[s.kind].produces == want)
-            )
+            makers = [n for n, s in spec.stages.items() if kinds()[s.kind].produces == want]
+            known = sorted({*models, *makers}) if want == "model" else sorted(makers)
             raise located.error(
                 path, f"no {want} called {value!r} (known: {', '.join(known) or 'none'})"
             )
@@ -238,7 +236,10 @@ def data_hashes(settings: dict[str, Any], base_dir: Path) -> dict[str, str]:
         for text in value if isinstance(value, list) else [value]:
             if not isinstance(text, str) or not text:
                 continue
-            for candidate in {text, text.split("=", 1)[-1], text.split(":", 1)[-1]}:
+            for candidate in {
+                str(split_slice(part)[0])  # a slice of a file (pairs.jsonl[:48]) is that file
+                for part in (text, text.split("=", 1)[-1], text.split(":", 1)[-1])
+            }:
                 path = base_dir / candidate
                 try:
                     if candidate and path.is_file():

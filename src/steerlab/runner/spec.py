@@ -38,8 +38,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     create_model,
-    field_validator,
 )
 
 from steerlab.runner.commands import CommandKind, Setting, kinds, settings_of
@@ -66,9 +66,9 @@ def _as_text(value: Any) -> Any:
 
 
 def _number(value: float) -> str:
-    """A number as text, finite ones only (``nan`` in a list is a mistake, said later)."""
+    """A number as the command line writes it; NaN and infinities are refused here."""
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+        raise ValueError(f"{value} is not a finite number")
     return repr(value) if isinstance(value, float) else str(value)
 
 
@@ -77,15 +77,27 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+# What a text setting accepts besides text: numbers (``layers: 15``) and lists of numbers or
+# texts (``coefficients: [-1, 0, 1]``), written as the command line would write them.
+TEXT_SCHEMA = {
+    "anyOf": [
+        {"type": "string"},
+        {"type": "number"},
+        {"type": "array", "items": {"type": ["number", "string"]}, "minItems": 1},
+    ]
+}
+TEXTS_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+
+
 def _field_type(setting: Setting) -> Any:
     """The pydantic type of one setting (paths are text, resolved against the spec's folder)."""
     base = setting.annotation
     if base is Path:
         kind: Any = str
     elif base is str:
-        kind = Annotated[str, BeforeValidator(_as_text)]
+        kind = Annotated[str, BeforeValidator(_as_text), WithJsonSchema(TEXT_SCHEMA)]
     elif base == list[str]:
-        kind = Annotated[list[str], BeforeValidator(_as_list)]
+        kind = Annotated[list[str], BeforeValidator(_as_list), WithJsonSchema(TEXTS_SCHEMA)]
     elif base is float:
         kind = Annotated[float, Field(allow_inf_nan=False)]
     else:
@@ -145,7 +157,7 @@ REF_TYPES: dict[str, Any] = {
     ),
     "vector": (str, "A stage that makes a vector (extract, diff, import)."),
     "vectors": (
-        Annotated[list[str], BeforeValidator(_as_list)],
+        Annotated[list[str], BeforeValidator(_as_list), WithJsonSchema(TEXTS_SCHEMA)],
         "Stages that make vectors (extract, diff, import).",
     ),
     "eval_models": (
@@ -226,14 +238,6 @@ def spec_model() -> type[BaseModel]:
             description="Stage name -> a stage (its kind and settings), run in dependency order."
         )
 
-        @field_validator("models", "stages")
-        @classmethod
-        def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
-            for name in value:
-                if not re.match(NAME_PATTERN, name):
-                    raise ValueError(f"name {name!r}: use {NAME_HELP}")
-            return value
-
     return ExperimentSpec
 
 
@@ -252,6 +256,11 @@ def parse_spec(located: LocatedYaml) -> Any:
         SpecError: ``FILE:LINE: key.path: what is wrong`` for the first problem in file order
             (and how many more there are).
     """
+    for section in ("models", "stages"):
+        names = located.data.get(section)
+        for name in names if isinstance(names, dict) else ():
+            if not re.match(NAME_PATTERN, name):
+                raise located.error((section, name), f"name {name!r}: use {NAME_HELP}")
     try:
         return spec_model().model_validate(located.data)
     except ValidationError as exc:
@@ -270,6 +279,14 @@ def _one_line(exc: ValidationError, located: LocatedYaml) -> Exception:
     for error in exc.errors():
         loc = _yaml_path(error["loc"], located.data)
         problems.append((located.line_of(loc), loc, _message(error, loc, located.data)))
+    # A union (a model given as text or as settings) reports every branch: keep the problems
+    # of the branch the YAML took, the deeper ones, over the branch's "should be a string".
+    paths = [loc for _, loc, _ in problems]
+    problems = [
+        item
+        for item in problems
+        if not any(len(o) > len(item[1]) and o[: len(item[1])] == item[1] for o in paths)
+    ]
     problems.sort(key=lambda item: (item[0], -len(item[1])))  # the deepest first
     _, loc, message = problems[0]
     more = len(problems) - 1
