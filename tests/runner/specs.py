@@ -408,6 +408,23 @@ SCHEMA_ERRORS: list[InvalidSpec] = [
         "stages:\n  mood:\n    kind: 5\n"),
     ("stage-without-kind", 2, "stages.mood", "a stage needs a kind: one of extract, diff, ",
         "stages:\n  mood:\n    pairs: a.jsonl\n"),
+    ("bad-stage-name", 3, "stages.2nd", "name '2nd': use letters, digits, '_', '-' and '.'",
+        "stages:\n  ok: {kind: extract, pairs: a}\n  2nd: {kind: extract, pairs: b}\n"),
+    ("stage-name-with-a-space", 3, "stages.my vector", "name 'my vector': use letters, ",
+        _text("""
+        stages:
+          ok: {kind: extract, pairs: a}
+          'my vector':
+            kind: extract
+            pairs: b
+        """)),
+    ("model-name-with-a-slash", 3, "models.big/model", "name 'big/model': use letters, ",
+        "models:\n  base: default\n  'big/model': default\nstages: {}\n"),
+    ("model-entry-unknown-key", 4, "models.base.dtipe",
+        "unknown key (expected one of: source, dtype, ",
+        "models:\n  base:\n    source: default\n    dtipe: bfloat16\nstages: {}\n"),
+    ("model-entry-given-number", 2, "models.base", "Input should be a valid string (got 5)",
+        "models:\n  base: 5\nstages: {}\n"),
     ("stages-given-list", 3, "stages", "Input should be a valid dictionary",
         _text("""
         models:
@@ -458,7 +475,7 @@ GRAPH_ERRORS: list[InvalidSpec] = [
             vector: moood
             prompts: hello
         """)),
-    ("model-not-defined", 6, "stages.mood.model", "no model called 'bsae' (known: base, mood)",
+    ("model-not-defined", 6, "stages.mood.model", "no model called 'bsae' (known: base)",
         _text("""
         models:
           base: default

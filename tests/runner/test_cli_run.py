@@ -112,6 +112,9 @@ def test_run_dry_run_and_only(model: Path, tmp_path: Path) -> None:
 
     result = invoke("run", spec, "-o", out, "--only", "gen")
     assert result.exit_code == 0, result.output
+    assert "2 to run, 0 cached" in result.stdout  # overall progress...
+    assert "1/2 mood (extract)" in result.stdout  # ...and per stage
+    assert "2/2 gen (generate)" in result.stdout
     assert f"report: {out / 'report.html'}" in result.stdout
     assert [name.split("-")[0] for name in stage_folders(out)] == ["gen", "mood"]
 
