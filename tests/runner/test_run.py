@@ -283,6 +283,13 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     assert all("cached" in rows[name] for name in ("mood", "happy", "cmp"))
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == everything
 
+    console = quiet()
+    only = run_experiment(spec, tmp_path / "new", only=["gen"], dry_run=True, console=console)
+    assert only.statuses == {"mood": "pending", "happy": "skipped", "gen": "pending",
+                             "cmp": "skipped"}  # fmt: skip
+    assert "not selected" in plan_rows(console)["cmp"]
+    assert not (tmp_path / "new").exists()
+
 
 # -- a failing stage ----------------------------------------------------------------------------
 
@@ -317,6 +324,38 @@ def test_a_failing_stage_keeps_what_finished_and_a_rerun_continues(
     again = run(spec, out)
     assert again.statuses == {"happy": "cached", "mood": "ran", "gen": "ran", "cmp": "ran"}
     assert run_record(out)["finished"] is not None
+
+
+def test_an_interrupted_stage_is_recorded_and_a_rerun_continues(
+    models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or a crash) inside a stage: run.json says which stage, the report is still
+    written, the stages before it are kept, and the rerun runs only what is left."""
+    import steerlab.runner.summaries as summaries
+
+    spec, out = study(tmp_path / "study", models["llama"]), tmp_path / "out"
+    real = summaries.summarize
+
+    def interrupted(kind: str, folder: Path, settings: dict[str, Any]) -> dict[str, Any]:
+        if kind == "generate":
+            raise KeyboardInterrupt
+        return real(kind, folder, settings)
+
+    monkeypatch.setattr(summaries, "summarize", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(spec, out)
+    record = run_record(out)
+    assert [(e["name"], e["status"]) for e in record["stages"]] == [
+        ("mood", "ran"), ("happy", "ran"), ("gen", "interrupted"), ("cmp", "pending"),
+    ]  # fmt: skip
+    assert record["stages"][2]["error"] == "KeyboardInterrupt"
+    assert record["finished"] is None
+    assert (out / "report.html").is_file()
+    assert not list(out.glob("stages/gen-*/stage.json"))
+
+    monkeypatch.setattr(summaries, "summarize", real)
+    again = run(spec, out)
+    assert again.statuses == {"mood": "cached", "happy": "cached", "gen": "ran", "cmp": "ran"}
 
 
 # -- paths ----------------------------------------------------------------------------------------
