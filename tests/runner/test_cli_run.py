@@ -9,10 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from bad_specs import GRAPH_ERRORS, SCHEMA_ERRORS, expected_error
 from specs import (
-    GRAPH_ERRORS,
-    SCHEMA_ERRORS,
-    expected_error,
     mood_stages,
     save_model,
     stage_folders,

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from specs import GRAPH_ERRORS, assert_error, spec_error, write_pairs, write_spec
+from bad_specs import GRAPH_ERRORS, assert_error, spec_error
+from specs import write_pairs, write_spec
 
 from steerlab.runner import Plan, plan_experiment
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from specs import SCHEMA_ERRORS, assert_error, spec_error
+from bad_specs import SCHEMA_ERRORS, assert_error, spec_error
 
 from steerlab.runner import json_schema, plan_experiment
 from steerlab.runner.spec import spec_model, stage_models
