@@ -26,7 +26,7 @@ from specs import (
 from steerlab.errors import SpecError
 from steerlab.runner import RunResult, StageFailed, run_experiment
 
-ARCHS = ("llama", "gpt2")
+ARCHS = ("llama", "gpt2", "qwen2")
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_editing_a_data_file_reruns_the_stage_that_reads_it(
     models: dict[str, Path], tmp_path: Path
 ) -> None:
     folder, out = tmp_path / "study", tmp_path / "out"
-    spec = study(folder, models["llama"])
+    spec = study(folder, models["qwen2"])
     first = run(spec, out)
     write_pairs(folder / "pairs.jsonl", [{"positive": "Great!", "negative": "Awful."}] * 2)
     second = run(spec, out)
@@ -301,7 +301,7 @@ def test_a_failing_stage_keeps_what_finished_and_a_rerun_continues(
     stages = mood_stages()
     stages["mood"]["pairs"] = "later.jsonl"  # not there yet
     stages = {"happy": stages.pop("happy"), **stages}
-    spec = study(folder, models["llama"], stages)
+    spec = study(folder, models["gpt2"], stages)
     with pytest.raises(StageFailed) as caught:
         run(spec, out)
     message = str(caught.value)
@@ -368,7 +368,7 @@ def test_paths_in_settings_are_relative_to_the_spec_not_the_working_directory(
     folder.mkdir()
     (folder / "data").mkdir()
     write_pairs(folder / "data" / "pairs.jsonl")
-    (folder / "tiny").symlink_to(models["llama"], target_is_directory=True)
+    (folder / "tiny").symlink_to(models["qwen2"], target_is_directory=True)
     spec = write_spec(folder / "spec.yaml", mood_stages(pairs="data/pairs.jsonl"), {"base": "tiny"})
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "data").mkdir(parents=True)
