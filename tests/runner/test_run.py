@@ -524,6 +524,8 @@ def test_kill_9_mid_stage_then_rerun_gives_the_same_files(
     assert 1 <= sweep_rows(killed) < 9, "the kill came after the sweep"
     assert not list(killed.glob("stages/sw-*/stage.json"))
     assert len(list(killed.glob("stages/*/stage.json"))) == 2  # mood, gen
+    at_kill = {e["name"]: e["status"] for e in run_record(killed)["stages"]}
+    assert at_kill == {"mood": "ran", "gen": "ran", "sw": "running", "cmp": "pending"}
     cli.run(["run", str(spec), "-o", str(killed)])
     cli.finish(uninterrupted)
     statuses = {e["name"]: e["status"] for e in run_record(killed)["stages"]}
