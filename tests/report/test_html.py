@@ -415,3 +415,11 @@ def test_cli_report_of_a_bad_folder_is_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     assert "nowhere: no such folder" in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_a_stage_note_from_the_spec_is_shown(fresh_run: Path) -> None:
+    record = json.loads((fresh_run / "run.json").read_text())
+    record["stages"][0]["note"] = "Mean difference <of> 48 pairs."
+    (fresh_run / "run.json").write_text(json.dumps(record))
+    html = render_report(fresh_run)
+    assert "Mean difference &lt;of&gt; 48 pairs." in html

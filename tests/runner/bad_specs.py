@@ -97,7 +97,7 @@ SCHEMA_ERRORS: list[InvalidSpec] = [
             vector: v
             write: true
         """)),
-    ("runner-owned-output", 5, "stages.v.output", "unknown key for a extract stage",
+    ("runner-owned-output", 5, "stages.v.output", "unknown key for an extract stage",
         _text("""
         stages:
           v:

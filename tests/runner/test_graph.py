@@ -223,12 +223,6 @@ def test_editing_a_sliced_data_file_rekeys(tmp_path: Path) -> None:
     assert changed(before, plan_of(tmp_path, stages)) == {"mood", "sweep", "cmp"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="graph.py _with_key: json.dumps(sort_keys=True) sorts the LABEL: model mapping of an "
-    "eval stage's models:, whose order is the order of the rows the command writes; reordering "
-    "it keeps the key and the old rows (write mappings in the key as lists of pairs)",
-)
 def test_the_order_of_an_eval_stages_models_is_in_its_key(tmp_path: Path) -> None:
     def eval_stage(*labels: str) -> dict[str, dict[str, Any]]:
         return {"ev": {"kind": "eval", "models": {label: "base" for label in labels}}}

@@ -75,25 +75,12 @@ def test_non_finite_number_in_a_text_setting(tmp_path: Path, value: str) -> None
     assert "is not a finite number" in error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec.py _message: a ValueError raised by a validator reaches the user with "
-    "pydantic's 'Value error, ' prefix (e.g. 'coefficients: Value error, nan is not a finite "
-    "number'); strip it",
-)
 def test_messages_are_the_specs_words_not_pydantics(tmp_path: Path) -> None:
     text = "stages:\n  gen:\n    kind: generate\n    prompts: hi\n    coefficients: .nan\n"
     _, error = spec_error(tmp_path, text)
     assert "Value error" not in error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec.py _one_line: a missing key has its parent's line, so it sorts before the "
-    "misspelt key that explains it ('pair:' for 'pairs:' says 'stages.a.pairs: required key "
-    "missing'; 'stage:' says 'stages: required key missing'); rank an unknown key (its "
-    "message lists the right spellings) before a missing one",
-)
 @pytest.mark.parametrize(
     ("text", "line", "key"),
     [
@@ -265,12 +252,6 @@ def test_what_the_runner_takes_the_schema_takes(tmp_path: Path, stage: dict) -> 
     assert schema_problems(data, schema, schema) == []  # ...so valid for an editor
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="yaml_lines.py: PyYAML reads YAML 1.1, where 1e-4 (no dot) is text, so 'lr: 1e-4' "
-    "is refused as \"Input should be a valid number (got '1e-4')\"; add a YAML 1.2 float "
-    "resolver to the loader (a SafeLoader subclass passed to compose_all)",
-)
 def test_a_number_in_scientific_notation_is_a_number(tmp_path: Path) -> None:
     file = tmp_path / "spec.yaml"
     file.write_text(

@@ -175,6 +175,8 @@ class _Page:
             f"{escape(stage.status)}</span></h2>",
             f'<p class="meta">{"".join(meta)}</p>',
         ]
+        if stage.note:
+            parts.append(f'<p class="description">{escape(stage.note)}</p>')
         if stage.error:
             parts.append(f'<pre class="error">{escape(stage.error)}</pre>')
         if stage.record is None:

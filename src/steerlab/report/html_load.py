@@ -40,6 +40,7 @@ class StageRecord:
         wall_s: its wall time in seconds, when known.
         error: why it failed or did not finish, when known.
         record: its stage.json (checked), or None when the stage did not finish.
+        note: the spec's sentence about the stage (run.json's, the spec as last run), if any.
     """
 
     name: str
@@ -52,6 +53,7 @@ class StageRecord:
     wall_s: float | None
     error: str | None
     record: dict[str, Any] | None = None
+    note: str | None = None
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -212,6 +214,7 @@ def _stage(run_dir: Path, check: _Checker, entry: Any, where: str) -> StageRecor
         wall_s=wall_s,
         error=error,
         record=record,
+        note=check.text(entry.get("note"), f"{where}.note"),
     )
 
 

@@ -205,6 +205,8 @@ def _with_key(
         "kind": node.kind.kind,
         "settings": node.settings,
         "refs": node.refs,
+        # A mapping's order is the order of the command's rows (eval's models): keep it.
+        "ref_order": {k: list(v) for k, v in node.refs.items() if isinstance(v, dict)},
         "stages": {name: done[name].key for name in node.depends_on},
         "models": {name: models[name].model_dump() for name in node.models},
         "files": data_hashes(node.settings, base_dir),

@@ -346,6 +346,7 @@ def _run_record(plan: Plan, out: Path, statuses: dict[str, str]) -> dict[str, An
                 "folder": node.folder,
                 "depends_on": list(node.depends_on),
                 "models": list(node.models),
+                "note": node.note,
                 "status": statuses[node.name],
                 "wall_s": wall,
                 "error": None,

@@ -278,17 +278,20 @@ def _one_line(exc: ValidationError, located: LocatedYaml) -> Exception:
     problems = []
     for error in exc.errors():
         loc = _yaml_path(error["loc"], located.data)
-        problems.append((located.line_of(loc), loc, _message(error, loc, located.data)))
+        missing = error.get("type") == "missing"
+        problems.append((located.line_of(loc), loc, _message(error, loc, located.data), missing))
     # A union (a model given as text or as settings) reports every branch: keep the problems
     # of the branch the YAML took, the deeper ones, over the branch's "should be a string".
-    paths = [loc for _, loc, _ in problems]
+    paths = [loc for _, loc, _, _ in problems]
     problems = [
         item
         for item in problems
         if not any(len(o) > len(item[1]) and o[: len(item[1])] == item[1] for o in paths)
     ]
-    problems.sort(key=lambda item: (item[0], -len(item[1])))  # the deepest first
-    _, loc, message = problems[0]
+    # A missing key has no line of its own (it takes its parent's): a misspelt key's "unknown
+    # key (expected one of: ...)" comes first, since it says what the spelling should be.
+    problems.sort(key=lambda item: (item[3], item[0], -len(item[1])))  # the deepest first
+    _, loc, message, _ = problems[0]
     more = len(problems) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return located.error(loc, message + suffix)
@@ -332,11 +335,16 @@ def _message(error: Any, loc: tuple[str | int, ...], data: Any) -> str:
         return f"kind {error.get('input', {}).get('kind')!r} is not one of {', '.join(kinds())}"
     if kind == "union_tag_not_found":
         return f"a stage needs a kind: one of {', '.join(kinds())}"
-    message = str(error.get("msg", "invalid value"))
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     given = error.get("input")
     if given is not None and not isinstance(given, (dict, list)):
         message += f" (got {given!r})"
     return message
+
+
+def _article(word: str) -> str:
+    """ "an" before a vowel, else "a"."""
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _known_keys(loc: tuple[str | int, ...], data: Any) -> str:
@@ -347,9 +355,9 @@ def _known_keys(loc: tuple[str | int, ...], data: Any) -> str:
         stage = data.get("stages", {}).get(loc[1])
         model = stage_models().get(str(stage.get("kind"))) if isinstance(stage, dict) else None
         if model is not None:
-            return (
-                f" for a {stage['kind']} stage (expected one of: {', '.join(model.model_fields)})"
-            )
+            kind = str(stage["kind"])
+            keys = ", ".join(model.model_fields)
+            return f" for {_article(kind)} {kind} stage (expected one of: {keys})"
     if len(loc) == 3 and loc[0] == "models":
         return f" (expected one of: {', '.join(ModelEntry.model_fields)})"
     return ""

@@ -9,6 +9,7 @@ keys, and builds plain Python data plus a table from key paths to line numbers.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,21 @@ import yaml
 from steerlab.errors import SpecError
 
 KeyPath = tuple[str | int, ...]
+
+
+class SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, with YAML 1.2's floats: ``1e-4`` is a number, not text.
+
+    PyYAML follows YAML 1.1, where an exponent needs a dot (``1.0e-4``); a spec's ``lr: 1e-4``
+    would otherwise be refused as "not a number".
+    """
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +90,7 @@ def load_yaml(path: str | os.PathLike[str]) -> LocatedYaml:
 def parse_yaml(text: str, file: Path) -> LocatedYaml:
     """:func:`load_yaml` on a text already read (``file`` names it in errors)."""
     try:
-        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        documents = list(yaml.compose_all(text, Loader=SpecLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -124,7 +140,7 @@ def _scalar(node: yaml.Node, file: Path) -> Any:
     """The Python value of a scalar node, resolved as ``yaml.safe_load`` would."""
     if not isinstance(node, yaml.ScalarNode):
         raise SpecError(f"{file}:{node.start_mark.line + 1}: expected a plain value here")
-    loader = yaml.SafeLoader("")
+    loader = SpecLoader("")
     try:
         return loader.construct_object(node, deep=True)
     except yaml.YAMLError as exc:
