@@ -85,15 +85,6 @@ def test_a_missing_spec_file(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_an_output_that_is_a_file_is_one_line(tmp_path: Path) -> None:
-    spec = tmp_path / "spec.yaml"
-    spec.write_text("stages:\n  v: {kind: extract, model: m, pairs: a}\nmodels: {m: x}\n")
-    (tmp_path / "taken").write_text("mine\n", encoding="utf-8")
-    error = error_line(invoke("run", spec, "-o", tmp_path / "taken"))
-    assert error == f"{tmp_path / 'taken'}: File exists"
-    assert (tmp_path / "taken").read_text(encoding="utf-8") == "mine\n"
-
-
 def test_output_is_required(tmp_path: Path) -> None:
     result = invoke("run", tmp_path / "spec.yaml")
     assert result.exit_code == 2  # typer's usage error
@@ -188,3 +179,21 @@ def test_schema_onto_a_folder_is_one_line(tmp_path: Path) -> None:
     assert "Is a directory" in error  # (it names the temporary file beside the target)
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
     assert not any(target.iterdir())
+
+
+def test_an_output_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("stages:\n  v: {kind: extract, pairs: builtin:happy_sad}\n")
+    blocker = tmp_path / "out"
+    blocker.write_text("not a folder")
+    for extra in ([], ["--dry-run"]):
+        result = CliRunner().invoke(app, ["run", str(spec), "-o", str(blocker), *extra])
+        assert result.exit_code == 1
+        assert "exists and is not a folder" in result.stderr
+    assert blocker.read_text() == "not a folder"
+
+
+def test_schema_into_a_folder_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["schema", "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "is a folder" in result.stderr and ".tmp" not in result.stderr

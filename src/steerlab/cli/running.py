@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from steerlab.cli.common import console, friendly_errors
+from steerlab.cli.common import check_output, console, friendly_errors
 
 
 @friendly_errors
@@ -41,6 +41,8 @@ def schema(
     from steerlab.provenance import atomic_write
     from steerlab.runner import json_schema
 
+    if output is not None:
+        check_output(output)
     text = json.dumps(json_schema(), indent=2)
     if output is None:
         typer.echo(text)

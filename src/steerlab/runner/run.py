@@ -122,6 +122,8 @@ def run_experiment(
     console = console or LogConsole()
     plan = plan_experiment(spec_path)
     out = Path(output).resolve()
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"{output}: exists and is not a folder (the run folder)")
     selected = _selected(plan, only)
     statuses = {
         node.name: (
