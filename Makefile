@@ -35,8 +35,9 @@ $(STAMP): pyproject.toml Makefile $(PINS)
 	$(BIN)/python -m pip install --quiet $(PIN_ARGS) -e ".[dev]"
 	touch $(STAMP)
 
+# The demo is an experiment spec (examples/demo.yaml); a rerun reuses the stages it finished.
 demo: install
-	$(BIN)/steerlab demo
+	$(BIN)/steerlab run examples/demo.yaml -o demo-output
 
 test: install
 	$(BIN)/python -m pytest -q

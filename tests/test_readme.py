@@ -41,6 +41,9 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 # On the line before a fence: the block is not run, for the reason given (e.g. it needs a
 # file the reader has and the test cannot have).
 SKIP = re.compile(r"<!-- docs-test: skip \((.+)\) -->\n$")
+# On the line before a fence: the block is a file the later examples use (an experiment spec),
+# written into the working folder under that name.
+FILE = re.compile(r"<!-- docs-test: file ([\w.-]+) -->\n$")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class Block:
     text: str
     line: int  # 1-based line of the opening fence
     skip_reason: str | None = None
+    file_name: str | None = None
 
     @property
     def commands(self) -> list[str]:
@@ -71,8 +75,17 @@ def readme_blocks(text: str) -> list[Block]:
     for m in FENCE.finditer(text):
         before = text[text.rfind("\n", 0, max(m.start() - 1, 0)) + 1 : m.start()]
         skip = SKIP.search(before)
+        file = FILE.search(before)
         line = text.count("\n", 0, m.start()) + 1
-        blocks.append(Block(m.group(1), m.group(2), line, skip.group(1) if skip else None))
+        blocks.append(
+            Block(
+                m.group(1),
+                m.group(2),
+                line,
+                skip.group(1) if skip else None,
+                file.group(1) if file else None,
+            )
+        )
     return blocks
 
 
@@ -82,7 +95,7 @@ def runnable(blocks: Sequence[Block]) -> list[Block]:
     for block in blocks:
         if block.skip_reason is not None:
             continue
-        if block.language == "python":
+        if block.file_name is not None or block.language == "python":
             chosen.append(block)
         elif block.is_cli:
             others = [c for c in block.commands if not c.startswith("steerlab ")]
@@ -169,6 +182,9 @@ def test_every_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     checked = 0
     for block in runnable(readme_blocks(README.read_text(encoding="utf-8"))):
         where = f"README.md:{block.line}"
+        if block.file_name is not None:
+            (tmp_path / block.file_name).write_text(block.text, encoding="utf-8")
+            continue
         if block.language == "python":
             exec(compile(block.text, where, "exec"), namespace)
             generations = namespace.pop("generations", None)

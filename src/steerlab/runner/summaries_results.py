@@ -111,9 +111,9 @@ def _fit_numbers(fit: Mapping[str, Any]) -> list[dict[str, Any]]:
             )
     window = (fit.get("tradeoff") or {}).get("cost_effective")
     if isinstance(window, dict) and not window.get("empty"):
-        numbers.append(
-            number("cost-effective range", None, window.get("lower"), window.get("upper"))
-        )
+        # The range is not an estimate with a confidence interval: two numbers of their own.
+        numbers.append(number("cost-effective from", window.get("lower")))
+        numbers.append(number("cost-effective to", window.get("upper")))
         numbers.append(number("best coefficient", window.get("best_r")))
     return numbers
 
