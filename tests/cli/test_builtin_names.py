@@ -127,8 +127,8 @@ COMMANDS = [
 
 def _readable(name: str, data_format: str | None) -> bool:
     formats = BUILTIN_SETS[name].formats
-    if data_format == "tuning":
-        return "statements" in formats or "pairs" in formats
+    if data_format == "tuning":  # tune --data reads statements, pairs or chats
+        return bool({"statements", "pairs", "chats"} & set(formats))
     return data_format in formats
 
 
