@@ -259,3 +259,13 @@ def test_a_number_in_scientific_notation_is_a_number(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert plan_experiment(file).stage("ft").settings["lr"] == 1e-4
+
+
+def test_the_schema_is_the_same_every_time_and_fields_keep_their_own_defaults() -> None:
+    # pydantic < 2.7 writes a field's default into a schema dict it was handed: a shared one
+    # leaked 'layers: all' into 'pairs', which has no default.
+    first = json.dumps(json_schema(), sort_keys=True)
+    assert json.dumps(json_schema(), sort_keys=True) == first
+    extract = json.loads(first)["$defs"]["ExtractStage"]
+    assert "default" not in extract["properties"]["pairs"] and "pairs" in extract["required"]
+    assert extract["properties"]["layers"]["default"] == "all"

@@ -26,6 +26,7 @@ References (which stage or model a name means, and cycles) are checked by
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import re
@@ -38,7 +39,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    WithJsonSchema,
     create_model,
 )
 
@@ -79,14 +79,16 @@ def _as_list(value: Any) -> Any:
 
 # What a text setting accepts besides text: numbers (``layers: 15``) and lists of numbers or
 # texts (``coefficients: [-1, 0, 1]``), written as the command line would write them.
-TEXT_SCHEMA = {
+TEXT_SCHEMA: dict[str, list[dict[str, Any]]] = {
     "anyOf": [
         {"type": "string"},
         {"type": "number"},
         {"type": "array", "items": {"type": ["number", "string"]}, "minItems": 1},
     ]
 }
-TEXTS_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+TEXTS_SCHEMA: dict[str, list[dict[str, Any]]] = {
+    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+}
 
 
 def _field_type(setting: Setting) -> Any:
@@ -95,9 +97,9 @@ def _field_type(setting: Setting) -> Any:
     if base is Path:
         kind: Any = str
     elif base is str:
-        kind = Annotated[str, BeforeValidator(_as_text), WithJsonSchema(TEXT_SCHEMA)]
+        kind = Annotated[str, BeforeValidator(_as_text)]  # schema: see json_schema
     elif base == list[str]:
-        kind = Annotated[list[str], BeforeValidator(_as_list), WithJsonSchema(TEXTS_SCHEMA)]
+        kind = Annotated[list[str], BeforeValidator(_as_list)]
     elif base is float:
         kind = Annotated[float, Field(allow_inf_nan=False)]
     else:
@@ -157,7 +159,7 @@ REF_TYPES: dict[str, Any] = {
     ),
     "vector": (str, "A stage that makes a vector (extract, diff, import)."),
     "vectors": (
-        Annotated[list[str], BeforeValidator(_as_list), WithJsonSchema(TEXTS_SCHEMA)],
+        None,  # built per field (see _schema)
         "Stages that make vectors (extract, diff, import).",
     ),
     "eval_models": (
@@ -176,6 +178,8 @@ def _stage_model(kind: CommandKind) -> type[BaseModel]:
     }
     for parameter, ref in kind.refs.items():
         kind_type, description = REF_TYPES[ref]
+        if ref == "vectors":
+            kind_type = Annotated[list[str], BeforeValidator(_as_list)]
         required = _is_required(kind, parameter)
         fields[parameter] = (
             kind_type if required else kind_type | None,
@@ -243,10 +247,38 @@ def spec_model() -> type[BaseModel]:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a spec (``steerlab schema``), for editors to complete and check."""
-    schema = spec_model().model_json_schema()
+    schema = copy.deepcopy(spec_model().model_json_schema())
+    # Text settings also take numbers and lists (``layers: 15``, ``coefficients: [-1, 0, 1]``)
+    # and list settings one text; the schema says so. Rewritten here rather than given to
+    # pydantic (WithJsonSchema), whose releases before 2.7 write each field's title and
+    # default into the one dict they are given, so that fields leak into each other.
+    for name, kind in kinds().items():
+        properties = schema["$defs"][f"{name.capitalize()}Stage"]["properties"]
+        for setting in settings_of(kind):
+            if setting.annotation is str:
+                _widen(properties[setting.name], "string", TEXT_SCHEMA["anyOf"])
+            elif setting.annotation == list[str]:
+                _widen(properties[setting.name], "array", TEXTS_SCHEMA["anyOf"])
+        for parameter, ref in kind.refs.items():
+            if ref == "vectors":
+                _widen(properties[parameter], "array", TEXTS_SCHEMA["anyOf"])
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "steerlab experiment spec"
     return schema
+
+
+def _widen(prop: dict[str, Any], kind: str, alternatives: list[dict[str, Any]]) -> None:
+    """Replace the ``{"type": kind}`` branch of a property's schema by ``alternatives``."""
+    branches = prop.get("anyOf")
+    if branches is None and prop.get("type") == kind:
+        plain = {k: prop.pop(k) for k in ("type", "items") if k in prop}
+        branches = [plain]
+    if branches is None:
+        return
+    widened: list[dict[str, Any]] = []
+    for branch in branches:
+        widened.extend(copy.deepcopy(alternatives) if branch.get("type") == kind else [branch])
+    prop["anyOf"] = widened
 
 
 def parse_spec(located: LocatedYaml) -> Any:
