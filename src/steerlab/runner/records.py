@@ -1,8 +1,9 @@
-"""Reading and writing the run's JSON records (``run.json``, ``stage.json``), atomically.
+"""Writing the run's JSON records (``run.json``, ``stage.json``), atomically.
 
 A record is either whole or absent: it is written to a temporary file beside its target and
 renamed over it, so a run killed at any moment never leaves a half-written record, and a
-stage counts as finished exactly when its ``stage.json`` exists.
+stage counts as finished exactly when its ``stage.json`` exists. They are read back with
+:func:`steerlab.report.html_load.read_json`, the report's reader of the same files.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from steerlab.errors import DataError
 from steerlab.provenance import atomic_write
 
 
@@ -21,23 +21,6 @@ def write_json(path: Path, record: dict[str, Any]) -> None:
     with atomic_write(path) as handle:
         json.dump(_finite(record), handle, indent=2, allow_nan=False)
         handle.write("\n")
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A record written by :func:`write_json`.
-
-    Raises:
-        DataError: the file cannot be read or is not a JSON object (naming the file).
-    """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object")
-    return data
 
 
 def _finite(value: Any) -> Any:

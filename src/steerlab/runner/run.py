@@ -33,8 +33,9 @@ from steerlab.provenance import (
     sha256_of_file,
     utc_now,
 )
+from steerlab.report.html_load import read_json
 from steerlab.runner.graph import Plan, StageNode, build_plan
-from steerlab.runner.records import read_json, write_json
+from steerlab.runner.records import write_json
 from steerlab.runner.spec import ModelEntry, read_spec
 from steerlab.terminal import LogConsole
 
@@ -328,18 +329,11 @@ def _name(plan: Plan) -> str:
 
 def _run_record(plan: Plan, out: Path, statuses: dict[str, str]) -> dict[str, Any]:
     """The initial ``run.json``: spec, resolved settings, provenance and the plan."""
-    previous = read_json(out / RUN_FILE) if (out / RUN_FILE).is_file() else {}
-    walls = {
-        e.get("name"): e.get("wall_s")
-        for e in previous.get("stages", [])
-        if isinstance(e, dict) and e.get("status") in ("ran", "cached")
-    }
     stages = []
     for node in plan.stages:
         wall = None
-        if statuses[node.name] == "cached":
-            finished = read_json(out / node.folder / STAGE_FILE)
-            wall = finished.get("wall_s", walls.get(node.name))
+        if statuses[node.name] == "cached":  # its stage.json holds the wall time it took
+            wall = read_json(out / node.folder / STAGE_FILE).get("wall_s")
         stages.append(
             {
                 "name": node.name,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import math
 import re
 from pathlib import Path
@@ -186,7 +187,7 @@ def _stage_model(kind: CommandKind) -> type[BaseModel]:
             Field(... if required else None, description=description),
         )
     for setting in settings_of(kind):
-        required = setting.default is inspect_empty()
+        required = setting.default is inspect.Parameter.empty
         default = ... if required else setting.default
         fields[setting.name] = (_field_type(setting), Field(default, description=setting.help))
     model = create_model(f"{kind.kind.capitalize()}Stage", __config__=STRICT, **fields)
@@ -194,17 +195,8 @@ def _stage_model(kind: CommandKind) -> type[BaseModel]:
     return model
 
 
-def inspect_empty() -> Any:
-    """``inspect.Parameter.empty``: a setting without a default is required."""
-    import inspect
-
-    return inspect.Parameter.empty
-
-
 def _is_required(kind: CommandKind, parameter: str) -> bool:
     """Whether a reference must be given (the command has no default for it)."""
-    import inspect
-
     signature = inspect.signature(kind.command)
     if parameter not in signature.parameters:
         return False
