@@ -1,20 +1,24 @@
-"""Opening an HTML report in a real browser: headless Chromium driven by playwright.
+"""Opening an HTML report or a served page in a real browser: headless Chromium via playwright.
 
 The browser is the system's (Debian's ``chromium`` package, or ``$STEERLAB_CHROMIUM``), never
-one that playwright downloads: :func:`browser_or_reason` says why none can start, and
+one that playwright downloads: :func:`browser_or_reason` says why none can start,
 :func:`check_in_browser` loads a file offline, with every request that is not ``file://``
-aborted and recorded, and reports what a reader would see go wrong.
+aborted and recorded, and reports what a reader would see go wrong, and :func:`open_local_page`
+opens a page of a local server, with every request that leaves the machine aborted and recorded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -201,3 +205,70 @@ def check_in_browser(html_path: Path, screenshot: Path) -> dict[str, Any]:
         problems.append(f"plots not visible, of zero size or blank: {hidden}")
     assert not problems, f"{html_path} in Chromium: " + "; ".join(problems)
     return found
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+@contextlib.contextmanager
+def open_local_page(url: str) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Open ``url`` of a server on this machine in headless Chromium; yield ``(page, found)``.
+
+    Every request to a host other than ``127.0.0.1``/``localhost`` (or of a scheme other than
+    http(s), ``data:``, ``about:`` and ``blob:``) is aborted and recorded, so a page that
+    fetches anything from the network shows it in ``found["blocked_requests"]``. ``found``
+    also collects ``console_errors``, ``page_errors`` and ``failed_requests`` while the page
+    is open; :func:`page_problems` lists what went wrong.
+    """
+    from playwright.sync_api import sync_playwright
+
+    found: dict[str, Any] = {
+        "console_errors": [],
+        "page_errors": [],
+        "failed_requests": [],
+        "blocked_requests": [],
+        "requests": [],
+    }
+
+    def route(route: Any) -> None:
+        request_url = route.request.url
+        found["requests"].append(request_url)
+        parts = urlsplit(request_url)
+        local = parts.scheme in ("http", "https") and parts.hostname in LOCAL_HOSTS
+        if local or parts.scheme in ("data", "about", "blob"):
+            route.continue_()
+        else:
+            found["blocked_requests"].append(request_url)
+            route.abort()
+
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=chromium_path(),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport=VIEWPORT,
+        )
+        try:
+            context.set_default_timeout(TIMEOUT_MS)
+            context.route("**/*", route)
+            page = context.new_page()
+            page.on(
+                "console",
+                lambda m: m.type == "error" and found["console_errors"].append(m.text),
+            )
+            page.on("pageerror", lambda e: found["page_errors"].append(str(e)))
+            page.on(
+                "requestfailed",
+                lambda r: found["failed_requests"].append(f"{r.url}: {r.failure}"),
+            )
+            page.goto(url, wait_until="load")
+            yield page, found
+        finally:
+            context.close()
+
+
+def page_problems(found: dict[str, Any]) -> list[str]:
+    """What went wrong in a page opened by :func:`open_local_page` (empty when nothing did)."""
+    kinds = ("console_errors", "page_errors", "failed_requests", "blocked_requests")
+    return [f"{kind}: {found[kind]}" for kind in kinds if found[kind]]
