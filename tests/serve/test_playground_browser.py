@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from live import live_server
 
 from browser import artifacts_dir, open_local_page, page_problems, require_browser
 from conftest import make_model
-from serve.live import live_server
 from steerlab.data.pairs import builtin_pairs
 from steerlab.extract import extract
 from steerlab.serve import ServeConfig, create_app
