@@ -14,6 +14,11 @@ models of eight architectures in ``tests/test_upstream.py``:
   and of the tokenizer's output (positional arguments are bound to names through the
   signature). Nothing else of the call is read: how many tokens a call feeds comes from
   the hidden states themselves.
+* **Incremental decoding** (:mod:`steerlab.serve.engine`, which decodes step by step to let
+  rows leave a batch): the model's ``forward`` takes the KV cache under the name its
+  signature says (:func:`cache_keyword`: ``cache`` from 5.24, ``past_key_values`` before),
+  the cache comes back in the output found by type (:func:`returned_cache`), and a finished
+  row is dropped with the documented ``Cache.batch_select_indices``.
 * **Decoder block outputs** (:func:`steerlab.hooks.hidden_of`): a block returns its hidden
   states ``(batch, seq, d_model)`` as a tensor, or first in a tuple.
 * **Decoder block list** (:mod:`steerlab.layers`): a ``ModuleList`` at a known dotted path
@@ -115,3 +120,19 @@ def read_call(
         attention_mask=mask,
         input_ids=ids,
     )
+
+
+def cache_keyword(model: Any) -> str:
+    """The keyword ``model.forward`` takes a KV cache by: ``cache`` (transformers 5.24 and
+    later) or ``past_key_values`` (earlier), read from its signature."""
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def returned_cache(output: Any) -> Cache | None:
+    """The KV cache in a model's output (found by type, whatever the field is called)."""
+    values = output.values() if isinstance(output, Mapping) else vars(output).values()
+    return next((value for value in values if isinstance(value, Cache)), None)

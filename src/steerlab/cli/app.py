@@ -4,7 +4,8 @@ Each command lives in one module of this package, by group (:mod:`~steerlab.cli.
 :mod:`~steerlab.cli.generation`, :mod:`~steerlab.cli.evaluation`,
 :mod:`~steerlab.cli.calibration`, :mod:`~steerlab.cli.training`,
 :mod:`~steerlab.cli.datasets`, :mod:`~steerlab.cli.exporting`, :mod:`~steerlab.cli.folding`,
-:mod:`~steerlab.cli.demo`, :mod:`~steerlab.cli.running`, :mod:`~steerlab.cli.reporting`);
+:mod:`~steerlab.cli.demo`, :mod:`~steerlab.cli.running`, :mod:`~steerlab.cli.reporting`,
+:mod:`~steerlab.cli.serving`);
 those modules import only :mod:`steerlab.cli.common` and the library, and this one is the
 only place that knows them all. A new command is a function in one of them (or a new module)
 plus one line below.
@@ -24,6 +25,7 @@ from steerlab.cli import (
     generation,
     reporting,
     running,
+    serving,
     training,
     vectors,
 )
@@ -117,6 +119,7 @@ app.command(name="eval")(evaluation.eval_models)
 app.command()(running.run)
 app.command()(reporting.report)
 app.command()(running.schema)
+app.command()(serving.serve)
 
 
 def main() -> None:

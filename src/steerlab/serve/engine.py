@@ -1,0 +1,394 @@
+"""Dynamic batching: concurrent requests decoded together, one steering coefficient per row.
+
+One engine thread owns the model. Requests wait in a queue as *rows* (one per completion a
+request asks for); when the engine is free it takes the oldest row and every waiting row that
+can share its forward passes (same steering layers, operators, positions and scales; up to
+``max_batch_size``), prefills them together (left padding) and decodes them step by step
+with a KV cache. Each row carries its own coefficients: for each steering entry and vector of
+the batch, one :func:`steerlab.steer` context per forward pass gets the rows' coefficients,
+and 0 for the rows that do not use that vector (``add`` and ``ablate`` at 0 change nothing;
+``clamp`` at 0 would, so rows clamp together only with the same vector). A row that
+finishes (end of text, a stop string, ``max_tokens``) or whose client went away leaves the
+batch at once (its KV cache rows are dropped); the others go on. Rows that arrive while a
+batch is decoding wait for the next batch.
+
+Each row samples with its own generator seeded from its request, so a sampled answer is the
+same whichever requests it shared a batch with; greedy rows (temperature 0) take the argmax,
+as ``model.generate`` does, so a batch gives the text :func:`steerlab.generate` gives.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from steerlab.errors import SteeringStrengthWarning
+from steerlab.models import model_device
+from steerlab.serve.config import ServeConfig
+from steerlab.serve.protocol import Sampling
+from steerlab.steer import steer
+from steerlab.upstream import cache_keyword, returned_cache
+from steerlab.vector import SteeringVector
+
+
+@dataclass(frozen=True)
+class RowSteering:
+    """One steering entry of a row, resolved against the catalog.
+
+    Attributes:
+        vector: the vector's catalog name.
+        coefficient: the row's coefficient.
+        layers: the steered layers.
+        operator: ``add``, ``ablate`` or ``clamp``.
+        positions: ``all``, ``prompt`` or ``generated``.
+        scale: ``norm``, ``unit`` or ``vector``.
+    """
+
+    vector: str
+    coefficient: float
+    layers: tuple[int, ...]
+    operator: str
+    positions: str
+    scale: str
+
+    def batch_key(self) -> tuple[Any, ...]:
+        """What rows must share to be steered in one forward pass (not the coefficient)."""
+        clamped = self.vector if self.operator == "clamp" else None
+        return (self.layers, self.operator, self.positions, self.scale, clamped)
+
+    def describe(self) -> dict[str, Any]:
+        """The entry as echoed back in responses."""
+        return {
+            "vector": self.vector,
+            "coefficient": self.coefficient,
+            "layers": list(self.layers),
+            "operator": self.operator,
+            "positions": self.positions,
+            "scale": self.scale,
+        }
+
+
+Event = tuple[Any, ...]
+"""What a ticket receives: ``("delta", index, text)``, ``("finish", index, reason, token ids)``
+or ``("error", message)``."""
+
+
+class Ticket:
+    """A request's handle: its rows' events arrive through ``emit`` (from the engine thread),
+    and ``cancel`` (the client went away) frees its rows at the next decoding step."""
+
+    def __init__(self, emit: Callable[[Event], None]) -> None:
+        self.emit = emit
+        self.cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop decoding this request's rows (they leave their batch at the next step)."""
+        self.cancelled.set()
+
+
+@dataclass
+class Row:
+    """One completion to decode.
+
+    Attributes:
+        prompt_ids: the prompt's token ids (chat template applied).
+        steering: the row's steering entries, in application order.
+        sampling: how it picks tokens.
+        index: the choice index within its request.
+        ticket: where its events go.
+    """
+
+    prompt_ids: list[int]
+    steering: tuple[RowSteering, ...]
+    sampling: Sampling
+    index: int
+    ticket: Ticket
+    tokens: list[int] = field(default_factory=list)
+    sent: str = ""  # the text already emitted
+    arrived: float = field(default_factory=time.monotonic)
+
+    def batch_key(self) -> tuple[Any, ...]:
+        """Rows with equal keys can be decoded in one batch."""
+        return tuple(entry.batch_key() for entry in self.steering)
+
+
+class QueueFull(Exception):
+    """The engine's queue cannot take the rows of another request (answered 429)."""
+
+
+def stop_hold(text: str, stops: Sequence[str]) -> int:
+    """How many characters at the end of ``text`` could be the start of a stop string."""
+    hold = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), hold, -1):
+            if text.endswith(stop[:size]):
+                hold = size
+                break
+    return hold
+
+
+def next_token(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator) -> int:
+    """The row's next token from its last logits (shape ``(vocab,)``): argmax when greedy,
+    else a draw from the temperature-scaled, nucleus-filtered distribution."""
+    if sampling.temperature == 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits.double() / sampling.temperature, dim=-1)
+    if sampling.top_p < 1.0:
+        ordered, order = torch.sort(probs, descending=True)
+        before = torch.cumsum(ordered, dim=-1) - ordered  # mass of the tokens ranked above
+        ordered = torch.where(before < sampling.top_p, ordered, torch.zeros_like(ordered))
+        probs = torch.zeros_like(probs).scatter(0, order, ordered)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+class BatchEngine:
+    """The decoding thread and its queue.
+
+    Args:
+        model: the served causal LM (used by the engine thread only).
+        tokenizer: its tokenizer.
+        vectors: ``{name: vector}`` of the compatible vectors.
+        config: the server's limits.
+        layers_path: dotted path of the decoder block list, if it cannot be found.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        vectors: dict[str, SteeringVector],
+        config: ServeConfig,
+        *,
+        layers_path: str | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.vectors = vectors
+        self.config = config
+        self.layers_path = layers_path
+        eos = getattr(model, "generation_config", None)
+        eos_ids = getattr(eos, "eos_token_id", None)
+        if eos_ids is None:
+            eos_ids = tokenizer.eos_token_id
+        self.eos_ids = {eos_ids} if isinstance(eos_ids, int) else set(eos_ids or ())
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else next(iter(self.eos_ids), 0))
+        self.cache_keyword = cache_keyword(model)
+        self._waiting: deque[Row] = deque()
+        self._condition = threading.Condition()
+        self._closed = False
+        self.stats = {"batches": 0, "rows": 0, "steps": 0, "largest_batch": 0}
+        self._thread = threading.Thread(target=self._run, name="steerlab-engine", daemon=True)
+        self._thread.start()
+
+    # -- the queue (any thread) ----------------------------------------------------------
+    def submit(self, rows: Sequence[Row]) -> None:
+        """Queue a request's rows.
+
+        Raises:
+            QueueFull: the queue would pass ``max_queue`` rows.
+        """
+        with self._condition:
+            if self._closed:
+                raise QueueFull("the server is shutting down")
+            if len(self._waiting) + len(rows) > self.config.max_queue:
+                raise QueueFull(
+                    f"{len(self._waiting)} rows are waiting (the limit is "
+                    f"{self.config.max_queue}): retry later"
+                )
+            self._waiting.extend(rows)
+            self._condition.notify()
+
+    def waiting(self) -> int:
+        """Rows waiting for a batch."""
+        with self._condition:
+            return len(self._waiting)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread after the batch in progress; waiting rows get an error."""
+        with self._condition:
+            self._closed = True
+            left = list(self._waiting)
+            self._waiting.clear()
+            self._condition.notify()
+        for row in left:
+            row.ticket.emit(("error", "the server is shutting down"))
+        self._thread.join(timeout)
+
+    def _take_batch(self) -> list[Row]:
+        """Wait for rows, then take the oldest and those that can share its batch."""
+        with self._condition:
+            while not self._waiting and not self._closed:
+                self._condition.wait()
+            if self._closed:
+                return []
+            first = self._waiting[0]
+            window = self.config.batch_window_ms / 1000
+            while (
+                not self._closed
+                and len(self._waiting) < self.config.max_batch_size
+                and time.monotonic() < first.arrived + window
+            ):
+                self._condition.wait(first.arrived + window - time.monotonic())
+            key = first.batch_key()
+            batch: list[Row] = []
+            kept: deque[Row] = deque()
+            for row in self._waiting:
+                if row.ticket.cancelled.is_set():
+                    continue
+                if row.batch_key() == key and len(batch) < self.config.max_batch_size:
+                    batch.append(row)
+                else:
+                    kept.append(row)
+            self._waiting = kept
+            return batch
+
+    # -- the engine thread ---------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if not batch:
+                if self._closed:
+                    return
+                continue
+            try:
+                self._decode(batch)
+            except Exception as exc:  # one batch's failure must not stop the server
+                message = f"generation failed: {type(exc).__name__}: {exc}"
+                for row in batch:
+                    row.ticket.emit(("error", message))
+
+    def _steering(self, rows: Sequence[Row]) -> ExitStack:
+        """One steer context per (entry, vector) of the batch, with per-row coefficients.
+
+        The strength warning is for people at a terminal; a server's clients chose their
+        coefficients, and a warning per decoding step would flood its log.
+        """
+        stack = ExitStack()
+        stack.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("ignore", SteeringStrengthWarning)
+        for position, entry in enumerate(rows[0].steering):
+            names = dict.fromkeys(row.steering[position].vector for row in rows)
+            for name in names:
+                coefficients = [
+                    row.steering[position].coefficient
+                    if row.steering[position].vector == name
+                    else 0.0
+                    for row in rows
+                ]
+                stack.enter_context(
+                    steer(
+                        self.model,
+                        self.vectors[name],
+                        coefficients,
+                        layers=list(entry.layers),
+                        operator=entry.operator,  # type: ignore[arg-type]
+                        positions=entry.positions,  # type: ignore[arg-type]
+                        scale=entry.scale,  # type: ignore[arg-type]
+                        layers_path=self.layers_path,
+                    )
+                )
+        return stack
+
+    def _decode(self, rows: list[Row]) -> None:
+        device = model_device(self.model)
+        width = max(len(row.prompt_ids) for row in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, width - len(row.prompt_ids) :] = torch.tensor(row.prompt_ids)
+            mask[i, width - len(row.prompt_ids) :] = 1
+        # Position ids as generate makes them: counted over real tokens, pads get 1.
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+        generators = [torch.Generator().manual_seed(row.sampling.seed + row.index) for row in rows]
+        self.stats["batches"] += 1
+        self.stats["rows"] += len(rows)
+        self.stats["largest_batch"] = max(self.stats["largest_batch"], len(rows))
+        cache: Any = None
+        step_ids, step_positions = ids, positions
+        while rows:
+            inputs = {
+                "input_ids": step_ids.to(device),
+                "attention_mask": mask.to(device),
+                "position_ids": step_positions.to(device),
+                "use_cache": True,
+            }
+            if cache is not None:
+                inputs[self.cache_keyword] = cache
+            with self._steering(rows), torch.inference_mode():
+                output = self.model(**inputs)
+            self.stats["steps"] += 1
+            cache = returned_cache(output)
+            if cache is None:
+                raise RuntimeError("the model returned no KV cache")
+            logits = output.logits[:, -1, :].float().cpu()
+            keep: list[int] = []
+            for i, row in enumerate(rows):
+                if row.ticket.cancelled.is_set():
+                    continue
+                token = next_token(logits[i], row.sampling, generators[i])
+                if not self._advance(row, token):
+                    keep.append(i)
+            if not keep:
+                return
+            if len(keep) < len(rows):
+                cache.batch_select_indices(torch.tensor(keep, device=device))
+                mask, step_positions = mask[keep], step_positions[keep]
+                rows = [rows[i] for i in keep]
+                generators = [generators[i] for i in keep]
+            step_ids = torch.tensor([[row.tokens[-1]] for row in rows], dtype=torch.long)
+            mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=-1)
+            step_positions = step_positions[:, -1:] + 1
+
+    def _advance(self, row: Row, token: int) -> bool:
+        """Add ``token`` to ``row``, emit the text it makes safe to show; True if finished."""
+        stops = row.sampling.stop
+        if token in self.eos_ids:
+            self._finish(row, self._text(row), "stop")
+            return True
+        row.tokens.append(token)
+        text = self._text(row)
+        if stops:
+            found = [text.find(stop) for stop in stops if stop in text]
+            if found:
+                self._finish(row, text[: min(found)], "stop")
+                return True
+        if len(row.tokens) >= row.sampling.max_tokens:
+            self._finish(row, text, "length")
+            return True
+        if text.endswith("\ufffd"):
+            return False  # an incomplete UTF-8 character: wait for its other bytes
+        shown = text[: len(text) - stop_hold(text, stops)] if stops else text
+        if shown.startswith(row.sent) and len(shown) > len(row.sent):
+            row.ticket.emit(("delta", row.index, shown[len(row.sent) :]))
+            row.sent = shown
+        return False
+
+    def _text(self, row: Row) -> str:
+        return str(self.tokenizer.decode(row.tokens, skip_special_tokens=True))
+
+    def _finish(self, row: Row, text: str, reason: str) -> None:
+        text = text.rstrip("\ufffd")
+        if text.startswith(row.sent) and len(text) > len(row.sent):
+            row.ticket.emit(("delta", row.index, text[len(row.sent) :]))
+            row.sent = text
+        row.ticket.emit(("finish", row.index, reason, list(row.tokens)))
+
+
+_ids = itertools.count()
+
+
+def request_id(prefix: str) -> str:
+    """A fresh response id (``chatcmpl-...``)."""
+    return f"{prefix}-{int(time.time() * 1000):x}{next(_ids):04x}"
