@@ -16,7 +16,7 @@ from conftest import make_model
 from steerlab.hooks import hidden_of, hooked
 from steerlab.layers import find_layers
 from steerlab.models import convert_gguf, model_identity
-from steerlab.upstream import read_call
+from steerlab.upstream import cache_keyword, read_call, returned_cache
 from tiny_gguf import write_tiny_gguf
 
 PROMPTS = ["I am happy today", "Tell me"]
@@ -110,6 +110,35 @@ def test_model_forward_and_generate_take_the_documented_arguments(tiny):
             input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_cache=False
         )
     assert out.logits.shape[:2] == enc["input_ids"].shape
+
+
+def test_incremental_decoding_takes_the_cache_by_its_signature_name(tiny):
+    """The server decodes step by step: the cache goes in under the name the forward's
+    signature has, comes back found by type, and loses rows by batch_select_indices; the
+    steps give the logits one full forward gives."""
+    model, tokenizer = tiny
+    enc = tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    keyword = cache_keyword(model)
+    assert keyword in inspect.signature(model.forward).parameters
+    with torch.no_grad():
+        first = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        cache = returned_cache(first)
+        assert isinstance(cache, Cache) and cache.get_seq_length() == ids.shape[1]
+        token = first.logits[:, -1:].argmax(-1)
+        assert int(mask[0].min()) == 1  # the longer prompt, unpadded
+        cache.batch_select_indices(torch.tensor([0]))  # the padded row leaves
+        step_mask = torch.cat([mask[:1], torch.ones((1, 1), dtype=mask.dtype)], dim=-1)
+        step = model(
+            input_ids=token[:1],
+            attention_mask=step_mask,
+            position_ids=positions[:1, -1:] + 1,
+            use_cache=True,
+            **{keyword: cache},
+        )
+        whole = model(input_ids=torch.cat([ids[:1], token[:1]], dim=-1), use_cache=False)
+    torch.testing.assert_close(step.logits[0, -1], whole.logits[0, -1], atol=1e-4, rtol=1e-4)
 
 
 def test_trainer_compute_loss_signature():

@@ -188,7 +188,7 @@ class BatchEngine:
         self._waiting: deque[Row] = deque()
         self._condition = threading.Condition()
         self._closed = False
-        self.stats = {"batches": 0, "rows": 0, "steps": 0, "largest_batch": 0}
+        self.stats = {"batches": 0, "rows": 0, "steps": 0, "largest_batch": 0, "cancelled": 0}
         self._thread = threading.Thread(target=self._run, name="steerlab-engine", daemon=True)
         self._thread.start()
 
@@ -336,6 +336,7 @@ class BatchEngine:
             keep: list[int] = []
             for i, row in enumerate(rows):
                 if row.ticket.cancelled.is_set():
+                    self.stats["cancelled"] += 1
                     continue
                 token = next_token(logits[i], row.sampling, generators[i])
                 if not self._advance(row, token):
