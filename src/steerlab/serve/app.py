@@ -50,6 +50,8 @@ from steerlab.serve.protocol import (
 from steerlab.serve.resolve import resolve_steering
 
 PLAYGROUND = "playground.html"
+DISCONNECT_POLL_S = 0.25
+"""How often a non-streaming request checks that its client is still there."""
 
 
 class _State:
@@ -275,13 +277,22 @@ class _Exchange:
         texts = [""] * count
         reasons = [""] * count
         finished = generated = 0
+        loop = asyncio.get_running_loop()
+        # The client is looked for every DISCONNECT_POLL_S whether or not tokens arrive: a row
+        # that keeps decoding must not keep a departed client's place in its batch.
+        check_at = loop.time() + DISCONNECT_POLL_S
         try:
             while finished < count:
-                try:
-                    event = await asyncio.wait_for(self.events.get(), timeout=0.5)
-                except asyncio.TimeoutError:
+                event: Event | None = None
+                with contextlib.suppress(asyncio.TimeoutError):
+                    event = await asyncio.wait_for(
+                        self.events.get(), timeout=max(check_at - loop.time(), 0.001)
+                    )
+                if loop.time() >= check_at:
                     if await self.request.is_disconnected():
-                        raise ApiError(499, "the client disconnected") from None
+                        raise ApiError(499, "the client disconnected")
+                    check_at = loop.time() + DISCONNECT_POLL_S
+                if event is None:
                     continue
                 if event[0] == "delta":
                     texts[event[1]] += event[2]
