@@ -185,6 +185,10 @@ class BatchEngine:
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else next(iter(self.eos_ids), 0))
         self.cache_keyword = cache_keyword(model)
+        # torch's thread count is per thread under OpenMP: the engine thread applies the
+        # count of the thread that made it (the CLI's --threads), and any later change of
+        # this attribute, before each batch.
+        self.threads = torch.get_num_threads()
         self._waiting: deque[Row] = deque()
         self._condition = threading.Condition()
         self._closed = False
@@ -302,6 +306,8 @@ class BatchEngine:
         return stack
 
     def _decode(self, rows: list[Row]) -> None:
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
         device = model_device(self.model)
         width = max(len(row.prompt_ids) for row in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
