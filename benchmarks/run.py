@@ -32,7 +32,7 @@ from benchmarks import (
     bench_finetune_throughput,
     bench_fold,
     bench_represent_step,
-    bench_serve,
+    bench_serve_batching,
     bench_steer_overhead,
     bench_sweep,
 )
@@ -49,7 +49,7 @@ BENCHMARKS: list[Benchmark] = [
     bench_represent_step.BENCHMARK,
     bench_calibrate.BENCHMARK,
     bench_fold.BENCHMARK,
-    bench_serve.BENCHMARK,
+    bench_serve_batching.BENCHMARK,
 ]
 
 if __name__ == "__main__":

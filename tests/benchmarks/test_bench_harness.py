@@ -102,7 +102,7 @@ def test_the_suite_declares_one_module_per_benchmark():
     from benchmarks.run import BENCHMARKS
 
     keys = [b.key for b in BENCHMARKS]
-    assert len(keys) == len(set(keys)) == 9
+    assert len(keys) == len(set(keys)) == 10
     for bench in BENCHMARKS:
         assert bench.run.__module__ == f"benchmarks.bench_{bench.key}"
         assert "arget" in bench.doc  # says what it measures and its target (or "No target")
