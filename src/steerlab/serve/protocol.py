@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -149,9 +150,13 @@ class Sampling:
 
 
 def read_json(raw: bytes) -> Any:
-    """The body as JSON, or a 400 saying where it stops being JSON."""
+    """The body as JSON, or a 400 saying where it stops being JSON.
+
+    The body must be UTF-8, as JSON on the network is (RFC 8259); ``json.loads`` of bytes
+    would also take UTF-16 and UTF-32.
+    """
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ApiError(400, "the request body is not UTF-8 text", code="invalid_json") from None
     except json.JSONDecodeError as exc:
@@ -178,25 +183,51 @@ def _param(location: tuple[Any, ...]) -> str:
     return text or "body"
 
 
+UNION_FIELDS = {
+    "steering": 'a steering object {"vector": ..., "coefficient": ...} or a list of them',
+    "stop": "a string or a list of strings",
+    "prompt": "a string or a list of strings",
+    "content": 'a string or a list of {"type": "text", "text": ...} parts',
+    "layers": 'a layer number, a text such as "12-18", a list of layer numbers, or null',
+}
+"""What the fields that take one of several shapes accept, for the error that none fits."""
+
+
+def _depth(param: str) -> int:
+    return param.count(".") + param.count("[")
+
+
 def parse_body(data: Any, kind: type[BaseModel]) -> Any:
-    """``data`` as a ``kind`` body, or a 400 naming the first field at fault."""
+    """``data`` as a ``kind`` body, or a 400 naming the field at fault.
+
+    A field that takes one of several shapes (``steering``: an object or a list) fails once per
+    shape; the deepest failure is the one that says what is wrong (``steering[0].coefficient``
+    rather than "steering is not an object"), and where every shape fails at the field
+    itself, the message lists the shapes it takes.
+    """
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object", code="invalid_body")
     try:
         return kind.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        param = _param(tuple(first["loc"]))
+        located = [(_param(tuple(error["loc"])), error) for error in exc.errors()]
+        param, first = max(located, key=lambda item: _depth(item[0]))  # the first deepest
+        shapes = sum(1 for where, _ in located if where == param)
+        field = re.sub(r"\[\d+\]$", "", param).rsplit(".", 1)[-1]
         value = first.get("input")
         kind_ = first["type"]
+        shown = json.dumps(value)[:80] if _jsonable(value) else repr(value)[:80]
         if kind_ == "extra_forbidden":
             message = f"{param}: unknown field (steerlab serve does not support it)"
         elif kind_ == "missing":
             message = f"{param}: required field missing"
         elif isinstance(value, float) and not math.isfinite(value):
             message = f"{param}: {value} is not a finite number"
+        elif shapes > 1 and field in UNION_FIELDS:
+            message = f"{param}: should be {UNION_FIELDS[field]} (got {shown})"
+        elif kind_ in ("model_type", "dict_type"):
+            message = f"{param}: should be a JSON object (got {shown})"
         else:
-            shown = json.dumps(value)[:80] if _jsonable(value) else repr(value)[:80]
             message = f"{param}: {first['msg']} (got {shown})"
         raise ApiError(400, message, param=param, code="invalid_value") from None
 
