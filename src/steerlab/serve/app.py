@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -158,15 +159,34 @@ def _sampling(state: _State, body: Any, longest_prompt: int) -> Sampling:
     )
 
 
-def _rows(state: _State, body: Any, prompts: Sequence[list[int]], ticket: Ticket) -> list[Row]:
-    check_unsupported(body)
-    if body.model not in (state.model_name,):
+def _check_model(state: _State, body: Any) -> None:
+    """404 for a model this server does not serve (before anything else is looked at, as
+    OpenAI answers), 400 for an option it would otherwise ignore."""
+    if body.model != state.model_name:
         raise ApiError(
             404,
             f"model {body.model!r} is not served here (this server has {state.model_name!r})",
             param="model",
             code="model_not_found",
         )
+    check_unsupported(body)
+
+
+def _chat_prompt(state: _State, body: ChatBody) -> list[int]:
+    messages = [message_text(m) for m in body.messages]
+    try:
+        text = format_chat(state.tokenizer, messages)
+    except TemplateError as exc:  # the model's template refuses these messages (a role...)
+        raise ApiError(
+            400,
+            f"messages: the model's chat template refuses them: {exc}",
+            param="messages",
+            code="invalid_messages",
+        ) from None
+    return _prompt_ids(state, text, "messages")
+
+
+def _rows(state: _State, body: Any, prompts: Sequence[list[int]], ticket: Ticket) -> list[Row]:
     steering = resolve_steering(
         steering_list(body),
         state.catalog,
@@ -320,14 +340,18 @@ async def _complete(request: Request, chat: bool) -> Response:
     _check_key(request, state)
     data = await _read_body(request, state.config.max_body_bytes)
     body: Any = parse_body(data, ChatBody if chat else CompletionBody)
+    _check_model(state, body)
     if chat:
-        text = format_chat(state.tokenizer, [message_text(m) for m in body.messages])
-        prompts = [_prompt_ids(state, text, "messages")]
+        prompts = [_chat_prompt(state, body)]
     else:
         raw = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
         if not raw:
             raise ApiError(400, "prompt: the list is empty", param="prompt", code="empty_prompt")
-        prompts = [_prompt_ids(state, p, f"prompt[{i}]") for i, p in enumerate(raw)]
+        single = isinstance(body.prompt, str)
+        prompts = [
+            _prompt_ids(state, text, "prompt" if single else f"prompt[{i}]")
+            for i, text in enumerate(raw)
+        ]
     exchange = _Exchange(state, request, chat)
     rows = _rows(state, body, prompts, exchange.ticket)
     prompt_tokens = sum(len(ids) for ids in prompts) * body.n
