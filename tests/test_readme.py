@@ -44,6 +44,9 @@ SKIP = re.compile(r"<!-- docs-test: skip \((.+)\) -->\n$")
 # On the line before a fence: the block is a file the later examples use (an experiment spec),
 # written into the working folder under that name.
 FILE = re.compile(r"<!-- docs-test: file ([\w.-]+) -->\n$")
+# On the line before a fence: the block talks to `steerlab serve` (the first starts it); they
+# are run by tests/serve/test_readme_serve.py against a live server, not here.
+SERVE = re.compile(r"<!-- docs-test: serve -->\n$")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Block:
     line: int  # 1-based line of the opening fence
     skip_reason: str | None = None
     file_name: str | None = None
+    serve: bool = False
 
     @property
     def commands(self) -> list[str]:
@@ -84,6 +88,7 @@ def readme_blocks(text: str) -> list[Block]:
                 line,
                 skip.group(1) if skip else None,
                 file.group(1) if file else None,
+                SERVE.search(before) is not None,
             )
         )
     return blocks
@@ -93,7 +98,7 @@ def runnable(blocks: Sequence[Block]) -> list[Block]:
     """The Python and steerlab-CLI blocks; a block mixing steerlab lines with others fails."""
     chosen = []
     for block in blocks:
-        if block.skip_reason is not None:
+        if block.skip_reason is not None or block.serve:
             continue
         if block.file_name is not None or block.language == "python":
             chosen.append(block)
@@ -112,7 +117,7 @@ def test_blocks_are_found_and_nothing_steerlab_is_left_out() -> None:
     skipped = [b for b in blocks if b.skip_reason is not None]
     assert len(skipped) <= 1, [f"README.md:{b.line}: {b.skip_reason}" for b in skipped]
     for block in blocks:
-        if block not in chosen and block.skip_reason is None:
+        if block not in chosen and block.skip_reason is None and not block.serve:
             # install steps, data formats, the layer diagram
             assert "steerlab " not in block.text or block.text.lstrip().startswith(
                 ("make", "pip", "{", "cli")
