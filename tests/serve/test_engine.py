@@ -4,6 +4,7 @@ batch give exactly what steerlab.generate gives; rows leave without disturbing t
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -254,3 +255,19 @@ def test_a_full_queue_refuses(llama) -> None:
             collector.wait()
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("arch", ["llama"])
+def test_a_new_request_does_not_wait_for_a_long_one(setup) -> None:
+    _, tokenizer, _, engine = setup
+    ids = prompt_ids(tokenizer)
+    long, short = Collector(1), Collector(1)
+    engine.submit([Row(list(ids), (), Sampling(200, 0.0, 1.0, 0, ()), 0, long.ticket)])
+    while engine.stats["steps"] < 3:
+        time.sleep(0.005)
+    steering = (RowSteering("v", 1.0, (1,), "add", "all", "unit"),)  # another batch key
+    engine.submit([Row(list(ids), steering, Sampling(3, 0.0, 1.0, 0, ()), 0, short.ticket)])
+    short.wait()
+    assert long.reasons == [None]  # still decoding when the short one finished
+    long.wait()
+    assert len(long.tokens[0]) == 200 and engine.stats["batches"] == 2

@@ -19,6 +19,8 @@ class ServeConfig:
         default_max_tokens: tokens generated when a request does not say.
         max_prompt_tokens: the longest prompt, in tokens, after the chat template (400 above).
         max_batch_size: the most rows decoded together in one forward pass.
+        max_batches: the most batches in progress at once (their steps take turns), so
+            that requests arriving during a long generation start at once.
         max_queue: the most rows waiting for a batch; a request that would pass it is answered
             429 at once rather than left to hang.
         batch_window_ms: how long the first waiting request waits for others to batch with,
@@ -31,6 +33,7 @@ class ServeConfig:
     default_max_tokens: int = 128
     max_prompt_tokens: int = 4096
     max_batch_size: int = 16
+    max_batches: int = 4
     max_queue: int = 64
     batch_window_ms: float = 20.0
     max_body_bytes: int = 1_000_000
@@ -41,6 +44,7 @@ class ServeConfig:
         check_int(self.default_max_tokens, "default_max_tokens", minimum=1, maximum=self.max_tokens)
         check_int(self.max_prompt_tokens, "max_prompt_tokens", minimum=1)
         check_int(self.max_batch_size, "max_batch_size", minimum=1)
+        check_int(self.max_batches, "max_batches", minimum=1)
         check_int(self.max_queue, "max_queue", minimum=1)
         check_number(self.batch_window_ms, "batch_window_ms", low=0.0)
         check_int(self.max_body_bytes, "max_body_bytes", minimum=1024)

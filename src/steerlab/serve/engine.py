@@ -10,7 +10,8 @@ and 0 for the rows that do not use that vector (``add`` and ``ablate`` at 0 chan
 ``clamp`` at 0 would, so rows clamp together only with the same vector). A row that
 finishes (end of text, a stop string, ``max_tokens``) or whose client went away leaves the
 batch at once (its KV cache rows are dropped); the others go on. Rows that arrive while a
-batch is decoding wait for the next batch.
+batch is decoding form a batch of their own: the engine steps its batches in turn (at most
+``max_batches``), so a new request's first tokens do not wait for a long one to finish.
 
 Each row samples with its own generator seeded from its request, so a sampled answer is the
 same whichever requests it shared a batch with; greedy rows (temperature 0) take the argmax,
@@ -123,6 +124,18 @@ class Row:
         return tuple(entry.batch_key() for entry in self.steering)
 
 
+@dataclass
+class _Batch:
+    """Rows decoded together: their generators, the next step's inputs and their KV cache."""
+
+    rows: list[Row]
+    generators: list[torch.Generator]
+    step_ids: torch.Tensor  # (rows, tokens of this step): the prompts, then one token each
+    mask: torch.Tensor  # (rows, tokens so far) attention mask, left padding
+    step_positions: torch.Tensor  # (rows, tokens of this step) position ids
+    cache: Any = None
+
+
 class QueueFull(Exception):
     """The engine's queue cannot take the rows of another request (answered 429)."""
 
@@ -230,17 +243,21 @@ class BatchEngine:
             row.ticket.emit(("error", "the server is shutting down"))
         self._thread.join(timeout)
 
-    def _take_batch(self) -> list[Row]:
-        """Wait for rows, then take the oldest and those that can share its batch."""
+    def _take_batch(self, idle: bool) -> list[Row] | None:
+        """The oldest waiting row and those that can share its batch; ``[]`` if none wait,
+        None once closed. An idle engine waits for rows, then for the batching window."""
         with self._condition:
-            while not self._waiting and not self._closed:
+            while idle and not self._waiting and not self._closed:
                 self._condition.wait()
             if self._closed:
+                return None
+            if not self._waiting:
                 return []
             first = self._waiting[0]
             window = self.config.batch_window_ms / 1000
             while (
-                not self._closed
+                idle
+                and not self._closed
                 and len(self._waiting) < self.config.max_batch_size
                 and time.monotonic() < first.arrived + window
             ):
@@ -260,18 +277,30 @@ class BatchEngine:
 
     # -- the engine thread ---------------------------------------------------------------
     def _run(self) -> None:
+        active: list[_Batch] = []
         while True:
-            batch = self._take_batch()
-            if not batch:
-                if self._closed:
-                    return
-                continue
-            try:
-                self._decode(batch)
-            except Exception as exc:  # one batch's failure must not stop the server
-                message = f"generation failed: {type(exc).__name__}: {exc}"
-                for row in batch:
-                    row.ticket.emit(("error", message))
+            rows = (
+                self._take_batch(idle=not active) if len(active) < self.config.max_batches else []
+            )
+            if rows is None:  # closed: the batches in progress end with an error
+                for batch in active:
+                    for row in batch.rows:
+                        row.ticket.emit(("error", "the server is shutting down"))
+                return
+            if rows:
+                active.append(self._start(rows))
+            # One step of each batch in turn: a new batch's first tokens do not wait for
+            # an older batch to finish.
+            for batch in list(active):
+                try:
+                    alive = self._step(batch)
+                except Exception as exc:  # one batch's failure must not stop the server
+                    message = f"generation failed: {type(exc).__name__}: {exc}"
+                    for row in batch.rows:
+                        row.ticket.emit(("error", message))
+                    alive = False
+                if not alive:
+                    active.remove(batch)
 
     def _steering(self, rows: Sequence[Row]) -> ExitStack:
         """One steer context per (entry, vector) of the batch, with per-row coefficients.
@@ -305,10 +334,8 @@ class BatchEngine:
                 )
         return stack
 
-    def _decode(self, rows: list[Row]) -> None:
-        if torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
-        device = model_device(self.model)
+    def _start(self, rows: list[Row]) -> _Batch:
+        """A batch of ``rows``, left-padded, ready for its prompt pass."""
         width = max(len(row.prompt_ids) for row in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -321,42 +348,48 @@ class BatchEngine:
         self.stats["batches"] += 1
         self.stats["rows"] += len(rows)
         self.stats["largest_batch"] = max(self.stats["largest_batch"], len(rows))
-        cache: Any = None
-        step_ids, step_positions = ids, positions
-        while rows:
-            inputs = {
-                "input_ids": step_ids.to(device),
-                "attention_mask": mask.to(device),
-                "position_ids": step_positions.to(device),
-                "use_cache": True,
-            }
-            if cache is not None:
-                inputs[self.cache_keyword] = cache
-            with self._steering(rows), torch.inference_mode():
-                output = self.model(**inputs)
-            self.stats["steps"] += 1
-            cache = returned_cache(output)
-            if cache is None:
-                raise RuntimeError("the model returned no KV cache")
-            logits = output.logits[:, -1, :].float().cpu()
-            keep: list[int] = []
-            for i, row in enumerate(rows):
-                if row.ticket.cancelled.is_set():
-                    self.stats["cancelled"] += 1
-                    continue
-                token = next_token(logits[i], row.sampling, generators[i])
-                if not self._advance(row, token):
-                    keep.append(i)
-            if not keep:
-                return
-            if len(keep) < len(rows):
-                cache.batch_select_indices(torch.tensor(keep, device=device))
-                mask, step_positions = mask[keep], step_positions[keep]
-                rows = [rows[i] for i in keep]
-                generators = [generators[i] for i in keep]
-            step_ids = torch.tensor([[row.tokens[-1]] for row in rows], dtype=torch.long)
-            mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=-1)
-            step_positions = step_positions[:, -1:] + 1
+        return _Batch(rows, generators, ids, mask, positions)
+
+    def _step(self, batch: _Batch) -> bool:
+        """One forward pass of ``batch`` and a token for each row; False once it is empty."""
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        device = model_device(self.model)
+        inputs = {
+            "input_ids": batch.step_ids.to(device),
+            "attention_mask": batch.mask.to(device),
+            "position_ids": batch.step_positions.to(device),
+            "use_cache": True,
+        }
+        if batch.cache is not None:
+            inputs[self.cache_keyword] = batch.cache
+        with self._steering(batch.rows), torch.inference_mode():
+            output = self.model(**inputs)
+        self.stats["steps"] += 1
+        batch.cache = returned_cache(output)
+        if batch.cache is None:
+            raise RuntimeError("the model returned no KV cache")
+        logits = output.logits[:, -1, :].float().cpu()
+        keep: list[int] = []
+        for i, row in enumerate(batch.rows):
+            if row.ticket.cancelled.is_set():
+                self.stats["cancelled"] += 1
+                continue
+            token = next_token(logits[i], row.sampling, batch.generators[i])
+            if not self._advance(row, token):
+                keep.append(i)
+        if not keep:
+            return False
+        if len(keep) < len(batch.rows):
+            batch.cache.batch_select_indices(torch.tensor(keep, device=device))
+            batch.mask, batch.step_positions = batch.mask[keep], batch.step_positions[keep]
+            batch.rows = [batch.rows[i] for i in keep]
+            batch.generators = [batch.generators[i] for i in keep]
+        batch.step_ids = torch.tensor([[row.tokens[-1]] for row in batch.rows], dtype=torch.long)
+        ones = torch.ones((len(batch.rows), 1), dtype=torch.long)
+        batch.mask = torch.cat([batch.mask, ones], dim=-1)
+        batch.step_positions = batch.step_positions[:, -1:] + 1
+        return True
 
     def _advance(self, row: Row, token: int) -> bool:
         """Add ``token`` to ``row``, emit the text it makes safe to show; True if finished."""
