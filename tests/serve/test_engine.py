@@ -271,3 +271,39 @@ def test_a_new_request_does_not_wait_for_a_long_one(setup) -> None:
     assert long.reasons == [None]  # still decoding when the short one finished
     long.wait()
     assert len(long.tokens[0]) == 200 and engine.stats["batches"] == 2
+
+
+def test_different_vectors_at_the_same_layers_share_a_batch(arch) -> None:
+    model, tokenizer = make_model(arch)
+    honest = extract(model, tokenizer, builtin_pairs("honesty", limit=6), "mean_diff", "all")
+    mood = extract(model, tokenizer, builtin_pairs("happy_sad", limit=6), "mean_diff", "all")
+    engine = BatchEngine(
+        model, tokenizer, {"honest": honest, "mood": mood}, ServeConfig(batch_window_ms=200)
+    )
+    try:
+        collector = Collector(3)
+        sampling = Sampling(10, 0.0, 1.0, 0, ())
+        ids = prompt_ids(tokenizer)
+        rows = [
+            Row(
+                list(ids),
+                (RowSteering(name, c, (1, 2), "add", "all", "unit"),),
+                sampling,
+                i,
+                collector.ticket,
+            )
+            for i, (name, c) in enumerate([("honest", 3.0), ("mood", 3.0), ("mood", -2.0)])
+        ]
+        engine.submit(rows)
+        collector.wait()
+        assert engine.stats["batches"] == 1
+    finally:
+        engine.close()
+    expected = [
+        generate(
+            model, tokenizer, [PROMPT], v, [c], layers=[1, 2], scale="unit", max_new_tokens=10
+        )[0].text
+        for v, c in [(honest, 3.0), (mood, 3.0), (mood, -2.0)]
+    ]
+    assert collector.decoded(tokenizer) == expected
+    assert hook_count(model) == 0
