@@ -13,11 +13,31 @@ from steerlab.cli.common import (
     DtypeOpt,
     LayersPathOpt,
     ModelOpt,
+    check_count,
+    check_number,
     console,
     friendly_errors,
     print_note,
 )
 from steerlab.errors import SpecError
+
+DEFAULT_KEY_ENV = "STEERLAB_API_KEY"  # steerlab.serve.API_KEY_ENV, without importing the server
+
+
+def check_vector_sources(sources: list[Path]) -> None:
+    """Fail before the model loads when a ``--vectors`` source is missing or holds no vector.
+
+    Raises:
+        SpecError: a path that does not exist, or a folder without ``*.safetensors`` files.
+    """
+    for source in sources:
+        path = source.expanduser()
+        if not path.exists():
+            raise SpecError(f"--vectors {source}: no such file or folder")
+        if path.is_dir() and not any(path.glob("*.safetensors")):
+            raise SpecError(
+                f"--vectors {source}: no steering vector (*.safetensors) in this folder"
+            )
 
 
 @friendly_errors
@@ -40,12 +60,14 @@ def serve(
         typer.Option(help="The model id clients send (default: the --model value)."),
     ] = None,
     api_key_env: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Environment variable holding the API key; when it is set, every "
-            "/v1 request needs 'Authorization: Bearer KEY'."
+            help="Environment variable holding the API key (default: STEERLAB_API_KEY, used "
+            "when set); with a key, every /v1 request needs 'Authorization: Bearer KEY'. "
+            "Naming a variable that is not set is an error, not a server without a key.",
+            show_default=False,
         ),
-    ] = "STEERLAB_API_KEY",
+    ] = None,
     max_tokens: Annotated[int, typer.Option(help="Most tokens one request may generate.")] = 1024,
     max_prompt_tokens: Annotated[int, typer.Option(help="Longest prompt, in tokens.")] = 4096,
     max_batch_size: Annotated[int, typer.Option(help="Most rows decoded together.")] = 16,
@@ -67,7 +89,22 @@ def serve(
 
     if not 0 < port < 65536:
         raise SpecError(f"--port {port}: not a TCP port (1-65535)")
-    key = os.environ.get(api_key_env) or None
+    for option, count in (
+        ("--max-tokens", max_tokens),
+        ("--max-prompt-tokens", max_prompt_tokens),
+        ("--max-batch-size", max_batch_size),
+        ("--max-queue", max_queue),
+    ):
+        check_count(count, option)
+    check_number(batch_window_ms, "--batch-window-ms")
+    check_vector_sources(vectors or [])
+    key_variable = api_key_env or DEFAULT_KEY_ENV
+    key = os.environ.get(key_variable) or None
+    if api_key_env is not None and key is None:
+        raise SpecError(
+            f"--api-key-env {api_key_env}: no such environment variable (or it is empty); set "
+            "it, or leave the option out to serve without a key"
+        )
     config = ServeConfig(
         max_tokens=max_tokens,
         default_max_tokens=min(128, max_tokens),
@@ -96,7 +133,7 @@ def serve(
     console.print(
         f"steerlab serve: model {model_name or model}, "
         f"{len(usable)} vector(s){': ' + ', '.join(usable) if usable else ''}"
-        + (f"; API key from ${api_key_env}" if key else "")
+        + (f"; API key from ${key_variable}" if key else "")
     )
     console.print(f"  playground      http://{shown}:{port}/")
     console.print(f"  OpenAI base URL http://{shown}:{port}/v1")
