@@ -295,6 +295,21 @@ def test_n_two_gives_two_choices(served) -> None:
     assert texts[0] != texts[1]  # each choice draws with its own generator
 
 
+def test_a_stop_string_ends_the_text_before_it_streamed_or_not(served) -> None:
+    base, _ = served
+    full = ok(base, CHAT, chat_body(2.0, max_tokens=16))["choices"][0]["message"]["content"]
+    stop = full[len(full) // 2 : len(full) // 2 + 2]
+    assert stop.strip()
+    cut = full[: full.find(stop)]
+    plain = ok(base, CHAT, chat_body(2.0, max_tokens=16, stop=[stop, "never there"]))
+    (choice,) = plain["choices"]
+    assert choice["message"]["content"] == cut and choice["finish_reason"] == "stop"
+    _, events = stream_events(base, CHAT, chat_body(2.0, max_tokens=16, stop=stop))
+    chunks = events[:-1]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == cut
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
 # -- streaming ---------------------------------------------------------------------------------
 
 
@@ -422,21 +437,22 @@ def test_an_api_key_guards_the_api_but_not_the_page(vectors: Path) -> None:
 
 
 def test_a_full_queue_answers_429_and_the_others_complete(vectors: Path) -> None:
-    config = ServeConfig(max_queue=1, max_batch_size=1, batch_window_ms=0)
+    config = ServeConfig(max_queue=1, max_batch_size=1, max_batches=1, batch_window_ms=0)
     with serving(vectors, config) as (base, app):
         engine = app.state.steerlab.engine
         decoding, gate = threading.Event(), threading.Event()
-        decode = engine._decode
+        step = engine._step
 
-        def held(rows: list[Any]) -> None:  # the first batch waits for the gate
+        def held(batch: Any) -> bool:  # the first batch's steps wait for the gate
             decoding.set()
             gate.wait(60)
-            decode(rows)
+            return bool(step(batch))
 
-        engine._decode = held
+        engine._step = held
         with ThreadPoolExecutor(2) as pool:
             first = pool.submit(request, base, CHAT, chat_body(1.0, max_tokens=50))
             assert decoding.wait(30)
+            assert engine.stats["batches"] == 1 and engine.waiting() == 0
             second = pool.submit(request, base, CHAT, chat_body(-1.0, max_tokens=5))
             wait_for(lambda: engine.waiting() == 1, "the second request waits")
             status, answer = request(base, CHAT, chat_body(0.5))
@@ -444,8 +460,8 @@ def test_a_full_queue_answers_429_and_the_others_complete(vectors: Path) -> None
             assert answer["error"]["type"] == "rate_limit_error"
             assert answer["error"]["code"] == "queue_full"
             assert "limit is 1" in answer["error"]["message"]
+            engine._step = step
             gate.set()
-            engine._decode = decode
             assert first.result()[0] == 200 and second.result()[0] == 200
             assert first.result()[1]["usage"]["completion_tokens"] == 50
         assert ok(base, CHAT, chat_body(0.5))["choices"]
@@ -504,6 +520,31 @@ def test_a_client_that_leaves_a_plain_request_frees_its_row(vectors: Path) -> No
         assert engine.waiting() == 0
 
 
+# -- a failing batch ---------------------------------------------------------------------------
+
+
+def test_a_failing_batch_is_a_500_or_an_error_event_and_the_server_goes_on(vectors: Path) -> None:
+    with serving(vectors, ServeConfig(batch_window_ms=0)) as (base, app):
+        engine = app.state.steerlab.engine
+        step = engine._step
+
+        def broken(batch: Any) -> bool:
+            raise RuntimeError("out of cheese")
+
+        engine._step = broken
+        status, answer = request(base, CHAT, chat_body(1.0))
+        assert status == 500, answer
+        assert answer["error"]["type"] == "server_error"
+        assert "out of cheese" in answer["error"]["message"]
+        _, events = stream_events(base, CHAT, chat_body(1.0))
+        assert events[-1] == "[DONE]"
+        assert events[-2]["error"]["type"] == "server_error"
+        assert "out of cheese" in events[-2]["error"]["message"]
+        assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+        engine._step = step
+        assert ok(base, CHAT, chat_body(1.0))["usage"]["completion_tokens"] == 12
+
+
 # -- dynamic batching --------------------------------------------------------------------------
 
 
@@ -520,3 +561,22 @@ def test_concurrent_requests_share_one_batch_and_each_keeps_its_text(vectors: Pa
     assert texts == [answer["choices"][0]["message"]["content"] for answer in alone]
     assert [answer["steering"][0]["coefficient"] for answer in answers] == coefficients
     assert len(set(texts)) == 4
+
+
+def test_requests_that_cannot_share_a_batch_are_decoded_apart(vectors: Path) -> None:
+    bodies = [
+        chat_body(steering={"vector": VECTOR, "coefficient": 2.0, "layers": [1]}),
+        chat_body(steering={"vector": VECTOR, "coefficient": 2.0, "layers": [2]}),
+        chat_body(steering={"vector": VECTOR, "coefficient": 2.0, "layers": [1]}),
+        chat_body(),
+    ]
+    with serving(vectors, ServeConfig(batch_window_ms=300)) as (base, app):
+        engine = app.state.steerlab.engine
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            answers = list(pool.map(lambda body: ok(base, CHAT, body), bodies))
+        assert engine.stats["rows"] == 4 and engine.stats["batches"] == 3
+        assert engine.stats["largest_batch"] == 2  # the two at layer 1
+        alone = [ok(base, CHAT, body) for body in bodies]
+    texts = [answer["choices"][0]["message"]["content"] for answer in answers]
+    assert texts == [answer["choices"][0]["message"]["content"] for answer in alone]
+    assert texts[0] == texts[2] != texts[1]
