@@ -293,6 +293,8 @@ def test_n_two_gives_two_choices(served) -> None:
     texts = [choice["message"]["content"] for choice in sampled["choices"]]
     assert texts == [choice["message"]["content"] for choice in again["choices"]]  # seeded
     assert texts[0] != texts[1]  # each choice draws with its own generator
+    for seed in (2**63 - 1, -(2**63)):  # the ends of the 64-bit range, plus the row index
+        assert ok(base, CHAT, chat_body(n=2, temperature=1.0, seed=seed, max_tokens=3))
 
 
 def test_a_stop_string_ends_the_text_before_it_streamed_or_not(served) -> None:

@@ -151,6 +151,8 @@ CASES: list[tuple[str, str, Any, int, str | None, str | None]] = [
     ("temperature 3", CHAT, chat_body(temperature=3), 400, "temperature", IV),
     ("top_p 0", CHAT, chat_body(top_p=0), 400, "top_p", IV),
     ("seed a string", CHAT, chat_body(seed="x"), 400, "seed", IV),
+    ("seed past 64 bits", CHAT, chat_body(seed=2**64, temperature=1), 400, "seed", IV),
+    ("seed below 64 bits", CHAT, chat_body(seed=-(2**63) - 1, temperature=1), 400, "seed", IV),
     ("stream yes", CHAT, chat_body(stream="yes"), 400, "stream", IV),
     (
         "include_usage yes",
