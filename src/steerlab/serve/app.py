@@ -354,7 +354,8 @@ async def _complete(request: Request, chat: bool) -> Response:
         ]
     exchange = _Exchange(state, request, chat)
     rows = _rows(state, body, prompts, exchange.ticket)
-    prompt_tokens = sum(len(ids) for ids in prompts) * body.n
+    # Each prompt counts once, however many completions (n) share it, as OpenAI counts.
+    prompt_tokens = sum(len(ids) for ids in prompts)
     exchange.submit(rows)
     steering = [entry.describe() for entry in rows[0].steering]
     if body.stream:
@@ -397,17 +398,35 @@ async def completions(request: Request) -> Response:
     return await _complete(request, chat=False)
 
 
-async def list_models(request: Request) -> Response:
-    """``GET /v1/models``: the one served model."""
-    state: _State = request.app.state.steerlab
-    _check_key(request, state)
-    record = {
+def _model_record(state: _State) -> dict[str, Any]:
+    return {
         "id": state.model_name,
         "object": "model",
         "created": state.created,
         "owned_by": "steerlab",
     }
-    return JSONResponse({"object": "list", "data": [record]})
+
+
+async def list_models(request: Request) -> Response:
+    """``GET /v1/models``: the one served model."""
+    state: _State = request.app.state.steerlab
+    _check_key(request, state)
+    return JSONResponse({"object": "list", "data": [_model_record(state)]})
+
+
+async def retrieve_model(request: Request) -> Response:
+    """``GET /v1/models/{model}``: the served model's record (``client.models.retrieve``)."""
+    state: _State = request.app.state.steerlab
+    _check_key(request, state)
+    name = request.path_params["model"]
+    if name != state.model_name:
+        raise ApiError(
+            404,
+            f"model {name!r} is not served here (this server has {state.model_name!r})",
+            param="model",
+            code="model_not_found",
+        )
+    return JSONResponse(_model_record(state))
 
 
 async def list_vectors(request: Request) -> Response:
@@ -497,6 +516,7 @@ def create_app(
             Route("/", playground, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
             Route("/v1/vectors", list_vectors, methods=["GET"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/completions", completions, methods=["POST"]),
