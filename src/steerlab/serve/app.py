@@ -186,6 +186,20 @@ def _chat_prompt(state: _State, body: ChatBody) -> list[int]:
     return _prompt_ids(state, text, "messages")
 
 
+def _check_count(state: _State, body: Any, prompts: int) -> None:
+    """400 for more completions (prompts x n) than one batch takes, before any tokenizing."""
+    count = prompts * body.n
+    if count > state.config.max_batch_size:
+        param = "n" if body.n > 1 else "prompt"
+        raise ApiError(
+            400,
+            f"{param}: {count} completions in one request; this server decodes at most "
+            f"{state.config.max_batch_size} together",
+            param=param,
+            code="invalid_value",
+        )
+
+
 def _rows(state: _State, body: Any, prompts: Sequence[list[int]], ticket: Ticket) -> list[Row]:
     steering = resolve_steering(
         steering_list(body),
@@ -194,15 +208,6 @@ def _rows(state: _State, body: Any, prompts: Sequence[list[int]], ticket: Ticket
         single=not isinstance(body.steering, list),
     )
     sampling = _sampling(state, body, max(len(ids) for ids in prompts))
-    count = len(prompts) * body.n
-    if count > state.config.max_batch_size:
-        raise ApiError(
-            400,
-            f"n: {count} completions in one request; this server decodes at most "
-            f"{state.config.max_batch_size} together",
-            param="n",
-            code="invalid_value",
-        )
     return [
         Row(list(ids), steering, sampling, number * body.n + copy, ticket)
         for number, ids in enumerate(prompts)
@@ -342,11 +347,13 @@ async def _complete(request: Request, chat: bool) -> Response:
     body: Any = parse_body(data, ChatBody if chat else CompletionBody)
     _check_model(state, body)
     if chat:
+        _check_count(state, body, 1)
         prompts = [_chat_prompt(state, body)]
     else:
         raw = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
         if not raw:
             raise ApiError(400, "prompt: the list is empty", param="prompt", code="empty_prompt")
+        _check_count(state, body, len(raw))
         single = isinstance(body.prompt, str)
         prompts = [
             _prompt_ids(state, text, "prompt" if single else f"prompt[{i}]")
