@@ -307,3 +307,21 @@ def test_different_vectors_at_the_same_layers_share_a_batch(arch) -> None:
     ]
     assert collector.decoded(tokenizer) == expected
     assert hook_count(model) == 0
+
+
+def test_rows_that_cannot_start_fail_alone(llama) -> None:
+    model, tokenizer = llama
+    engine = BatchEngine(model, tokenizer, {}, ServeConfig(batch_window_ms=0))
+    try:
+        broken, fine = Collector(1), Collector(1)
+        huge_seed = Sampling(4, 1.0, 1.0, 2**70, ())  # torch.Generator refuses it
+        engine.submit([Row(prompt_ids(tokenizer), (), huge_seed, 0, broken.ticket)])
+        broken.wait()
+        assert broken.errors and "generation failed" in broken.errors[0]
+        engine.submit(
+            [Row(prompt_ids(tokenizer), (), Sampling(4, 0.0, 1.0, 0, ()), 0, fine.ticket)]
+        )
+        fine.wait()
+        assert fine.reasons == ["length"]
+    finally:
+        engine.close()

@@ -288,19 +288,26 @@ class BatchEngine:
                         row.ticket.emit(("error", "the server is shutting down"))
                 return
             if rows:
-                active.append(self._start(rows))
+                try:
+                    active.append(self._start(rows))
+                except Exception as exc:  # e.g. a seed torch refuses: these rows fail alone
+                    self._fail(rows, exc)
             # One step of each batch in turn: a new batch's first tokens do not wait for
             # an older batch to finish.
             for batch in list(active):
                 try:
                     alive = self._step(batch)
                 except Exception as exc:  # one batch's failure must not stop the server
-                    message = f"generation failed: {type(exc).__name__}: {exc}"
-                    for row in batch.rows:
-                        row.ticket.emit(("error", message))
+                    self._fail(batch.rows, exc)
                     alive = False
                 if not alive:
                     active.remove(batch)
+
+    @staticmethod
+    def _fail(rows: Sequence[Row], exc: Exception) -> None:
+        message = f"generation failed: {type(exc).__name__}: {exc}"
+        for row in rows:
+            row.ticket.emit(("error", message))
 
     def _steering(self, rows: Sequence[Row]) -> ExitStack:
         """One steer context per (entry, vector) of the batch, with per-row coefficients.
