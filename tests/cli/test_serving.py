@@ -4,6 +4,7 @@ options are one ``error:`` line, exit 1, before any model loads."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -142,7 +143,10 @@ def test_serve_answers_and_stops_on_ctrl_c(server: tuple[subprocess.Popen[str], 
     assert status == 200, answer
     assert answer["usage"]["completion_tokens"] == 6
     assert answer["steering"][0]["vector"] == "honesty"
-    process.send_signal(signal.SIGINT)
+    in_flight = open_stream(base, body)
+    process.send_signal(signal.SIGINT)  # the request in flight finishes first
+    rest = in_flight.read().decode()
+    assert rest.rstrip().endswith("data: [DONE]"), rest[-300:]
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert "Traceback" not in stdout + stderr
@@ -151,6 +155,39 @@ def test_serve_answers_and_stops_on_ctrl_c(server: tuple[subprocess.Popen[str], 
     assert f"playground      http://localhost:{port}/" in stdout
     assert f"OpenAI base URL http://localhost:{port}/v1" in stdout
     assert "note: vector gpt2_honesty is listed but cannot steer this model" in stdout
+
+
+def test_ctrl_c_twice_quits_at_once_without_a_traceback(
+    server: tuple[subprocess.Popen[str], str],
+) -> None:
+    process, base = server
+    body = {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "Tell me about the sea."}],
+        "max_tokens": 200,
+    }
+    in_flight = open_stream(base, body)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)  # uvicorn's "CTRL+C to force quit"
+    stdout, stderr = process.communicate(timeout=60)
+    in_flight.close()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stdout + stderr and "terminate called" not in stderr, stderr
+
+
+def open_stream(base: str, body: dict[str, Any]) -> Any:
+    """A streamed chat request, its first event read: the response, to read the rest from."""
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer secret"}
+    connection.request(
+        "POST", "/v1/chat/completions", json.dumps({**body, "stream": True}), headers
+    )
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.readline().startswith(b"data: ")
+    return response
 
 
 def test_a_busy_port_is_one_line_and_exit_1(saved: dict[str, Path], tmp_path: Path) -> None:

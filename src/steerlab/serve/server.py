@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
+import logging
 import socket
 
 import uvicorn
@@ -30,13 +33,43 @@ def check_port(host: str, port: int) -> None:
             raise SpecError(f"--host {host}: cannot listen there ({exc.strerror or exc})") from None
 
 
+def not_a_cancellation(record: logging.LogRecord) -> bool:
+    """False for uvicorn's tracebacks of tasks cancelled by a forced quit (Ctrl-C twice while
+    requests are in flight): stopping is what was asked, not an error to show.
+
+    A request's task is logged with its exception; the lifespan task's traceback arrives as
+    text (Starlette sends it formatted in ``lifespan.shutdown.failed``).
+    """
+    kind = record.exc_info[0] if record.exc_info else None
+    if kind is not None and issubclass(kind, (asyncio.CancelledError, KeyboardInterrupt)):
+        return False
+    text = str(record.msg)
+    return not (text.startswith("Traceback") and text.rstrip().endswith("CancelledError"))
+
+
 def run_server(
     app: Starlette, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "info"
 ) -> None:
-    """Serve ``app`` until Ctrl-C (uvicorn, one process: the model lives in it).
+    """Serve ``app`` until Ctrl-C (uvicorn, one process: the model lives in it). The first
+    Ctrl-C lets requests in flight finish (5 s at most); a second one quits at once.
 
     Raises:
         SpecError: the port is in use or the host cannot be listened on.
     """
     check_port(host, port)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5
+    )  # configures uvicorn's loggers: the filter goes on after
+    logging.getLogger("uvicorn.error").addFilter(not_a_cancellation)
+    server = uvicorn.Server(config)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # a forced quit: uvicorn raises it again
+            server.run()
+    finally:
+        # A forced quit skips the app's shutdown: stop the engine here, or its thread is
+        # still in a forward pass when the interpreter exits (and the process aborts).
+        state = getattr(app.state, "steerlab", None)
+        if state is not None:
+            state.engine.close()
+    if not server.started:
+        raise SpecError(f"--host {host} --port {port}: the server could not start (see above)")
