@@ -277,6 +277,29 @@ def test_completions_give_one_choice_per_prompt(served) -> None:
     assert answer["usage"]["prompt_tokens"] > lone["usage"]["prompt_tokens"] == prompt_tokens
 
 
+def test_without_max_tokens_the_default_fits_the_context_left(served) -> None:
+    base, app = served
+    tokenizer = app.state.steerlab.tokenizer
+    context = app.state.steerlab.model.config.max_position_embeddings  # 256
+    words = "The sea is grey and cold. " * 40
+    ids = tokenizer(words)["input_ids"]
+    prompt = tokenizer.decode(ids[: context - 20])
+    assert len(tokenizer(prompt)["input_ids"]) == context - 20
+    answer = ok(base, COMPLETIONS, {"model": MODEL, "prompt": prompt, "temperature": 0})
+    assert answer["usage"]["completion_tokens"] <= 20  # not the default 128: a 400 before
+    assert answer["choices"][0]["finish_reason"] in ("length", "stop")
+    status, refused = request(
+        base, COMPLETIONS, {"model": MODEL, "prompt": prompt, "max_tokens": 21}
+    )
+    assert status == 400 and refused["error"]["param"] == "max_tokens"
+    full = tokenizer.decode(ids[: context + 5])
+    status, refused = request(base, COMPLETIONS, {"model": MODEL, "prompt": full})
+    assert status == 400, refused
+    assert refused["error"]["param"] == "prompt"
+    assert refused["error"]["code"] == "context_length_exceeded"
+    assert "fills the model's context of 256" in refused["error"]["message"]
+
+
 def test_n_two_gives_two_choices(served) -> None:
     base, _ = served
     greedy = ok(base, CHAT, chat_body(1.0, n=2))

@@ -13,6 +13,7 @@ import contextlib
 import hmac
 import json
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -134,7 +135,19 @@ def _prompt_ids(state: _State, text: str, param: str) -> list[int]:
 def _sampling(state: _State, body: Any, longest_prompt: int) -> Sampling:
     asked = getattr(body, "max_completion_tokens", None) or body.max_tokens
     name = "max_completion_tokens" if getattr(body, "max_completion_tokens", None) else "max_tokens"
-    max_tokens = asked or state.config.default_max_tokens
+    room = None if state.max_positions is None else state.max_positions - longest_prompt
+    if room is not None and room < 1:
+        param = "messages" if isinstance(body, ChatBody) else "prompt"
+        raise ApiError(
+            400,
+            f"{param}: the prompt ({longest_prompt} tokens) fills the model's context of "
+            f"{state.max_positions}",
+            param=param,
+            code="context_length_exceeded",
+        )
+    # Unasked, the default shrinks to the context left: only an explicit max_tokens past it
+    # is the client's mistake.
+    max_tokens = asked or min(state.config.default_max_tokens, room or sys.maxsize)
     if max_tokens > state.config.max_tokens:
         raise ApiError(
             400,
