@@ -7,13 +7,19 @@ vector of another architecture among them), request bodies, a server-sent-events
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from live import live_server, request
 
 from conftest import make_model
 from steerlab.data.pairs import builtin_pairs
 from steerlab.extract import extract
+from steerlab.serve import ServeConfig, create_app
 
 PROMPT = "Tell me about the sea."
 MODEL = "tiny-llama"
@@ -89,3 +95,27 @@ def stream_events(
             data = line[len("data: ") :]
             events.append(data if data == "[DONE]" else json.loads(data))
     return kind, events
+
+
+@contextmanager
+def serving(vectors: Path, config: ServeConfig | None = None) -> Iterator[tuple[str, Any]]:
+    """A fresh tiny llama served with ``vectors`` and ``config``: ``(base URL, app)``."""
+    model, tokenizer = tiny_llama()
+    app = create_app(model, tokenizer, vectors=[vectors], model_name=MODEL, config=config)
+    with live_server(app) as base:
+        yield base, app
+
+
+def ok(base: str, path: str, body: dict[str, Any], **kwargs: Any) -> Any:
+    """The answer to a request that must succeed."""
+    status, answer = request(base, path, body, **kwargs)
+    assert status == 200, answer
+    return answer
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.005)
