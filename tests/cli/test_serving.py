@@ -231,6 +231,32 @@ def test_help_lists_the_options() -> None:
     assert "STEERLAB_API_KEY" in result.stdout
 
 
+@pytest.mark.parametrize("key", ["k", None])
+def test_the_key_comes_from_steerlab_api_key_by_default(
+    saved: dict[str, Path], monkeypatch: pytest.MonkeyPatch, key: str | None
+) -> None:
+    started: dict[str, Any] = {}
+
+    def capture(app: Any, host: str, port: int, **kwargs: Any) -> None:
+        started.update(app=app, host=host, port=port)
+
+    monkeypatch.setattr("steerlab.serve.run_server", capture)
+    if key is None:
+        monkeypatch.delenv("STEERLAB_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("STEERLAB_API_KEY", key)
+    model = str(saved["model"])
+    result = invoke(
+        ["serve", "--model", model, "--vectors", str(saved["vector"]), "--port", "8124"]
+    )
+    assert result.exit_code == 0, result.output
+    state = started["app"].state.steerlab
+    assert state.config.api_key == key
+    assert state.model_name == model  # --model-name defaults to --model
+    assert (started["host"], started["port"]) == ("127.0.0.1", port)
+    assert ("API key from $STEERLAB_API_KEY" in result.stdout) == (key is not None)
+
+
 BAD_OPTIONS = [
     ("port-0", ["--port", "0"], ("--port 0", "1-65535")),
     ("port-70000", ["--port", "70000"], ("--port 70000", "1-65535")),
