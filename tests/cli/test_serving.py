@@ -168,11 +168,14 @@ def test_ctrl_c_twice_quits_at_once_without_a_traceback(
     }
     in_flight = open_stream(base, body)
     process.send_signal(signal.SIGINT)
-    time.sleep(0.2)
+    time.sleep(0.05)  # two signals at once would count as one
     process.send_signal(signal.SIGINT)  # uvicorn's "CTRL+C to force quit"
     stdout, stderr = process.communicate(timeout=60)
     in_flight.close()
-    assert process.returncode == 0, stderr
+    # 0 when the second Ctrl-C forced the quit; when the request finished first, the second
+    # one may land as the process exits: interrupted, which is what was asked. Never an
+    # abort (SIGABRT: the engine thread in a forward pass at exit).
+    assert process.returncode in (0, -signal.SIGINT, 130), (process.returncode, stderr)
     assert "Traceback" not in stdout + stderr and "terminate called" not in stderr, stderr
 
 
@@ -245,9 +248,9 @@ def test_the_key_comes_from_steerlab_api_key_by_default(
         monkeypatch.delenv("STEERLAB_API_KEY", raising=False)
     else:
         monkeypatch.setenv("STEERLAB_API_KEY", key)
-    model = str(saved["model"])
+    model, port = str(saved["model"]), free_port()
     result = invoke(
-        ["serve", "--model", model, "--vectors", str(saved["vector"]), "--port", "8124"]
+        ["serve", "--model", model, "--vectors", str(saved["vector"]), "--port", str(port)]
     )
     assert result.exit_code == 0, result.output
     state = started["app"].state.steerlab
