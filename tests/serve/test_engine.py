@@ -325,3 +325,31 @@ def test_rows_that_cannot_start_fail_alone(llama) -> None:
         assert fine.reasons == ["length"]
     finally:
         engine.close()
+
+
+def test_an_engine_that_has_stopped_refuses_and_says_so(llama) -> None:
+    from steerlab.serve.engine import EngineStopped
+
+    model, tokenizer = llama
+    engine = BatchEngine(model, tokenizer, {}, ServeConfig())
+    assert engine.alive()
+    engine.close()
+    assert not engine.alive()
+    with pytest.raises(EngineStopped, match="restart the server"):
+        engine.submit([Row([1], (), Sampling(2, 0.0, 1.0, 0, ()), 0, Collector(1).ticket)])
+
+
+def test_rows_whose_client_left_while_waiting_are_counted(llama) -> None:
+    model, tokenizer = llama
+    engine = BatchEngine(model, tokenizer, {}, ServeConfig(batch_window_ms=0))
+    try:
+        gone, fine = Collector(1), Collector(1)
+        with engine._condition:  # both wait; the first one's client leaves meanwhile
+            engine._waiting.append(Row([1, 2], (), Sampling(2, 0.0, 1.0, 0, ()), 0, gone.ticket))
+            gone.ticket.cancel()
+            engine._waiting.append(Row([1, 2], (), Sampling(2, 0.0, 1.0, 0, ()), 0, fine.ticket))
+            engine._condition.notify()
+        fine.wait()
+        assert engine.stats["cancelled"] == 1 and gone.reasons == [None]
+    finally:
+        engine.close()

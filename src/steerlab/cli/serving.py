@@ -71,6 +71,13 @@ def serve(
     max_tokens: Annotated[int, typer.Option(help="Most tokens one request may generate.")] = 1024,
     max_prompt_tokens: Annotated[int, typer.Option(help="Longest prompt, in tokens.")] = 4096,
     max_batch_size: Annotated[int, typer.Option(help="Most rows decoded together.")] = 16,
+    max_batches: Annotated[
+        int,
+        typer.Option(
+            help="Most batches in progress at once; their steps take turns, so a new "
+            "request does not wait for a long one to finish."
+        ),
+    ] = 4,
     max_queue: Annotated[
         int, typer.Option(help="Most rows waiting; more requests are answered 429.")
     ] = 64,
@@ -93,6 +100,7 @@ def serve(
         ("--max-tokens", max_tokens),
         ("--max-prompt-tokens", max_prompt_tokens),
         ("--max-batch-size", max_batch_size),
+        ("--max-batches", max_batches),
         ("--max-queue", max_queue),
     ):
         check_count(count, option)
@@ -110,6 +118,7 @@ def serve(
         default_max_tokens=min(128, max_tokens),
         max_prompt_tokens=max_prompt_tokens,
         max_batch_size=max_batch_size,
+        max_batches=max_batches,
         max_queue=max_queue,
         batch_window_ms=batch_window_ms,
         api_key=key,

@@ -21,7 +21,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -36,7 +35,15 @@ from steerlab.layers import find_layers
 from steerlab.provenance import library_version
 from steerlab.serve.catalog import VectorCatalog, shipped_vector_files
 from steerlab.serve.config import ServeConfig
-from steerlab.serve.engine import BatchEngine, Event, QueueFull, Row, Ticket, request_id
+from steerlab.serve.engine import (
+    BatchEngine,
+    EngineStopped,
+    Event,
+    QueueFull,
+    Row,
+    Ticket,
+    request_id,
+)
 from steerlab.serve.protocol import (
     ApiError,
     ChatBody,
@@ -189,7 +196,10 @@ def _chat_prompt(state: _State, body: ChatBody) -> list[int]:
     messages = [message_text(m) for m in body.messages]
     try:
         text = format_chat(state.tokenizer, messages)
-    except TemplateError as exc:  # the model's template refuses these messages (a role...)
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] != "jinja2":
+            raise
+        # The model's template refuses these messages (a role it does not know...).
         raise ApiError(
             400,
             f"messages: the model's chat template refuses them: {exc}",
@@ -257,6 +267,8 @@ class _Exchange:
             raise ApiError(
                 429, f"the server is busy: {exc}", type="rate_limit_error", code="queue_full"
             ) from None
+        except EngineStopped as exc:
+            raise ApiError(503, str(exc), type="server_error", code="engine_stopped") from None
 
     def _chunk(self, index: int, text: str | None, reason: str | None, role: bool = False) -> Any:
         if self.chat:
@@ -459,6 +471,8 @@ async def list_vectors(request: Request) -> Response:
 async def health(request: Request) -> Response:
     """``GET /health``: the server is up; how many rows wait."""
     state: _State = request.app.state.steerlab
+    if not state.engine.alive():
+        return JSONResponse({"status": "engine stopped"}, status_code=503)
     return JSONResponse({"status": "ok", "waiting": state.engine.waiting()})
 
 

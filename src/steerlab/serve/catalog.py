@@ -92,7 +92,7 @@ class CatalogEntry:
         record: dict[str, Any] = {
             "id": self.name,
             "object": "steering_vector",
-            "file": str(self.path),
+            "file": self.path.name,  # not the server's folders
             "compatible": self.error is None,
             "error": self.error,
         }

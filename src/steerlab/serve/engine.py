@@ -140,6 +140,10 @@ class QueueFull(Exception):
     """The engine's queue cannot take the rows of another request (answered 429)."""
 
 
+class EngineStopped(Exception):
+    """The engine is shutting down or its thread has died (answered 503)."""
+
+
 def stop_hold(text: str, stops: Sequence[str]) -> int:
     """How many characters at the end of ``text`` could be the start of a stop string."""
     hold = 0
@@ -217,8 +221,8 @@ class BatchEngine:
             QueueFull: the queue would pass ``max_queue`` rows.
         """
         with self._condition:
-            if self._closed:
-                raise QueueFull("the server is shutting down")
+            if self._closed or not self._thread.is_alive():
+                raise EngineStopped("the generation engine has stopped: restart the server")
             if len(self._waiting) + len(rows) > self.config.max_queue:
                 raise QueueFull(
                     f"{len(self._waiting)} rows are waiting (the limit is "
@@ -226,6 +230,11 @@ class BatchEngine:
                 )
             self._waiting.extend(rows)
             self._condition.notify()
+
+    def alive(self) -> bool:
+        """Whether the engine thread is running (it survives failing batches; this is for
+        the unforeseen)."""
+        return self._thread.is_alive() and not self._closed
 
     def waiting(self) -> int:
         """Rows waiting for a batch."""
@@ -267,6 +276,7 @@ class BatchEngine:
             kept: deque[Row] = deque()
             for row in self._waiting:
                 if row.ticket.cancelled.is_set():
+                    self.stats["cancelled"] += 1
                     continue
                 if row.batch_key() == key and len(batch) < self.config.max_batch_size:
                     batch.append(row)

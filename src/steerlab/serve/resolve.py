@@ -62,7 +62,10 @@ def resolve_steering(
                 400, f"{where}.layers: {exc}", param=f"{where}.layers", code="invalid_layers"
             ) from None
         try:
-            scale = resolve_scale(body.scale, body.normalize, body.scale_by_norm, default="norm")
+            # Like layers, an unsaid scale is the vector's: the scale it was calibrated in.
+            scale = resolve_scale(
+                body.scale, body.normalize, body.scale_by_norm, default=entry.default_scale()
+            )
             spec = SteerSpec(
                 coefficient=body.coefficient,
                 layers=layers,
