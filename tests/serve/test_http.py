@@ -1,7 +1,7 @@
 """``steerlab serve`` over real sockets: a uvicorn server in a thread on a tiny llama, asked with
 the standard library and with the official ``openai`` client. Listings; greedy steered answers
 equal ``steerlab.generate``'s; usage, n, stop strings; streaming gives the same text as a plain
-answer. (Limits, clients that leave and batching: test_app_limits.py.)"""
+answer. (Limits, clients that leave and batching: test_http_limits.py.)"""
 
 from __future__ import annotations
 
