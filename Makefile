@@ -21,7 +21,7 @@ PEERS := .venv-peers
 PEER_PACKAGES := transformers==4.57.1 steering-vectors==0.12.2 repeng==0.4.0 "numpy<2" safetensors
 # Printed at the start of test-latest and test-oldest, so that a CI log shows what was tested.
 KEY_PACKAGES := torch transformers tokenizers huggingface-hub peft accelerate safetensors gguf \
-	numpy scipy scikit-learn matplotlib typer click rich pytest
+	numpy scipy scikit-learn matplotlib typer click rich pydantic starlette uvicorn openai pytest
 
 .PHONY: install demo test test-fast test-latest test-oldest pin lint bench parity clean
 
