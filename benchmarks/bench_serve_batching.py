@@ -11,42 +11,18 @@ sequential time / concurrent time >= 3 (tokens per second both ways in the table
 from __future__ import annotations
 
 import json
-import socket
 import statistics
-import threading
-import time
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from typing import Any
 
 import torch
-import uvicorn
 
 from benchmarks.harness import Benchmark, Context, Plan, interleaved, spread
 from benchmarks.report import BenchResult, check, verdict
-from steerlab.serve import ServeConfig, create_app
+from steerlab.serve import ServeConfig, create_app, serve_in_background
 
 COEFFICIENTS = (-0.1, -0.07, -0.04, -0.01, 0.01, 0.04, 0.07, 0.1)
 PROMPT = "Tell me about your day."
-
-
-@contextmanager
-def _server(app: Any) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def _ask(base: str, coefficient: float, max_tokens: int) -> tuple[str, int]:
@@ -79,7 +55,7 @@ def run(ctx: Context) -> BenchResult:
     app = create_app(ctx.model, ctx.tokenizer, config=ServeConfig(batch_window_ms=50))
     engine = app.state.steerlab.engine
     last: dict[str, list[tuple[str, int]]] = {}
-    with _server(app) as base:
+    with serve_in_background(app, log_level="error") as base:
 
         def concurrent() -> None:
             engine.threads = torch.get_num_threads()  # the harness may have changed it

@@ -24,15 +24,10 @@ from conftest import make_model, save_tiny_llama
 from kill_resume import steerlab_command
 from steerlab.data.pairs import builtin_pairs
 from steerlab.extract import extract
+from steerlab.serve.server import free_port
 
 STARTUP_S = 180.0
 KEY_VARIABLE = "STEERLAB_TEST_SERVE_KEY"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:

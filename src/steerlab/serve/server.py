@@ -7,6 +7,9 @@ import contextlib
 import errno
 import logging
 import socket
+import threading
+import time
+from collections.abc import Iterator
 
 import uvicorn
 from starlette.applications import Starlette
@@ -73,3 +76,53 @@ def run_server(
             state.engine.close()
     if not server.started:
         raise SpecError(f"--host {host} --port {port}: the server could not start (see above)")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on at ``host`` now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_in_background(
+    app: Starlette,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    *,
+    log_level: str = "warning",
+    start_timeout_s: float = 30.0,
+) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a background thread while the ``with`` block runs (a
+    notebook, a benchmark, a test); yields the base URL, e.g. ``http://127.0.0.1:8123``
+    (the OpenAI base URL is that plus ``/v1``).
+
+    Args:
+        app: the app of :func:`~steerlab.serve.create_app`.
+        host: the address to listen on.
+        port: the port; default, a free one.
+        log_level: uvicorn's log level.
+        start_timeout_s: how long to wait for the server to listen.
+
+    Raises:
+        SpecError: the port is in use, or the server did not start in time.
+    """
+    port = free_port(host) if port is None else port
+    check_port(host, port)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="steerlab-http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise SpecError(f"{host}:{port}: the server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(start_timeout_s)
