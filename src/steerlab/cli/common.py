@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import json
 import math
 import os
 import sys
@@ -425,6 +426,48 @@ DtypeOpt = Annotated[
     str | None, typer.Option("--dtype", help="float32, bfloat16, float16 or auto.")
 ]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, mps...")]
+DeviceMapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device-map",
+        help="Spread the model's layers over devices (model parallel): auto, balanced, "
+        "balanced_low_0, sequential, or a JSON file mapping module names to devices. "
+        "Overrides --device.",
+    ),
+]
+
+DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def parse_device_map(value: str | None) -> str | dict[str, Any] | None:
+    """The ``--device-map`` value as transformers' ``device_map`` argument.
+
+    Raises:
+        SpecError: neither a strategy name nor a readable JSON object of module -> device.
+    """
+    if value is None or value in DEVICE_MAP_STRATEGIES:
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise SpecError(
+            f"--device-map {value!r}: not one of {', '.join(DEVICE_MAP_STRATEGIES)} "
+            "and not a JSON file"
+        )
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SpecError(f"--device-map {path}: not valid JSON ({err})") from None
+    if not isinstance(mapping, dict) or not all(
+        isinstance(k, str) and isinstance(v, str | int) and not isinstance(v, bool)
+        for k, v in mapping.items()
+    ):
+        raise SpecError(
+            f"--device-map {path}: expected a JSON object of module name -> device "
+            '(e.g. {"model.layers.0": "cpu"})'
+        )
+    return mapping
+
+
 ScaleOpt = Annotated[
     str | None,
     typer.Option(
