@@ -17,6 +17,7 @@ from steerlab.layers import LayerSelection, parse_layers
 from steerlab.models import model_device
 from steerlab.progress import track
 from steerlab.record import NORM_TEXTS, measure_activation_norms
+from steerlab.sharing import plan_chunks, shared_prompt_cache
 from steerlab.steer import Operator, Positions, Scale, coefficient_tensor, resolve_scale, steer
 from steerlab.validation import check_int, check_number
 from steerlab.vector import SteeringVector
@@ -137,24 +138,34 @@ def generate(
         if not text.strip() and not tokenizer(text, add_special_tokens=True)["input_ids"]:
             raise DataError(f"prompt {number} is empty: without a chat template no token is left")
     rows = [(i, c) for i in range(len(prompts)) for c in values]
+    # positions="generated" steers from each prompt's last token on: the rest of a prompt
+    # is prefilled once and its KV cache copied to the prompt's coefficient rows.
+    share = vector is not None and positions == "generated" and len(values) > 1
+    plan = plan_chunks([i for i, _ in rows], batch_size, share)
     device = model_device(model)
     tokenizer.padding_side = "left"
-    outputs: list[Generation] = []
-    starts = list(range(0, len(rows), batch_size))
-    for start in track(starts, "generating", total=len(starts), enabled=progress):
-        chunk = rows[start : start + batch_size]
-        batch_texts = [texts[i] for i, _ in chunk]
+    texts_out: list[str | None] = [None] * len(rows)
+    for chunk in track(plan, "generating", total=len(plan), enabled=progress):
+        source_texts = [texts[rows[r][0]] for r in chunk.sources]
         encoded = tokenizer(
-            batch_texts,
+            source_texts,
             return_tensors="pt",
             padding=True,
-            add_special_tokens=needs_special_tokens(tokenizer, batch_texts[0]),
+            add_special_tokens=needs_special_tokens(tokenizer, source_texts[0]),
         ).to(device)
+        cached = (
+            shared_prompt_cache(
+                model, encoded["input_ids"], encoded["attention_mask"], chunk.repeats
+            )
+            or {}
+        )
+        ids = encoded["input_ids"].repeat_interleave(chunk.repeats, dim=0)
+        mask = encoded["attention_mask"].repeat_interleave(chunk.repeats, dim=0)
         context = (
             steer(
                 model,
                 vector,
-                [c for _, c in chunk],
+                [rows[r][1] for r in chunk.rows],
                 layers=layers,
                 operator=operator,
                 positions=positions,
@@ -164,11 +175,13 @@ def generate(
             if vector is not None
             else nullcontext()
         )
-        torch.manual_seed(seed + start)
+        torch.manual_seed(seed + chunk.rows[0])
         sampling = temperature > 0
         with context, torch.inference_mode():
             generated = model.generate(  # type: ignore[operator]
-                **encoded,
+                input_ids=ids,
+                attention_mask=mask,
+                **cached,
                 max_new_tokens=max_new_tokens,
                 do_sample=sampling,
                 temperature=temperature if sampling else None,
@@ -176,10 +189,9 @@ def generate(
                 top_k=None,
                 pad_token_id=tokenizer.pad_token_id,
             )
-        new_tokens = generated[:, encoded["input_ids"].shape[1] :]
-        decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        outputs.extend(
-            Generation(prompts[i], c, text.strip())
-            for (i, c), text in zip(chunk, decoded, strict=True)
-        )
-    return outputs
+        decoded = tokenizer.batch_decode(generated[:, ids.shape[1] :], skip_special_tokens=True)
+        for r, text in zip(chunk.rows, decoded, strict=True):
+            texts_out[r] = text.strip()
+    return [
+        Generation(prompts[i], c, text or "") for (i, c), text in zip(rows, texts_out, strict=True)
+    ]

@@ -87,6 +87,79 @@ def hooked(
         yield
 
 
+def _repeat_rows(value: Any, rows: int, repeats: int, memo: dict[int, Any]) -> Any:
+    # Batch tensors are those of two or more dimensions whose first is the batch: hidden
+    # states, position ids, 4-D attention masks, rotary (cos, sin). 1-D tensors (cache
+    # positions) and broadcast ones (first dimension 1 while rows > 1) pass unchanged.
+    if isinstance(value, torch.Tensor):
+        if value.ndim < 2 or value.shape[0] != rows:
+            return value
+        key = id(value)
+        if key not in memo:
+            memo[key] = (value, value.repeat_interleave(repeats, dim=0))
+        return memo[key][1]
+    if isinstance(value, tuple):
+        return tuple(_repeat_rows(v, rows, repeats, memo) for v in value)
+    if isinstance(value, list):
+        return [_repeat_rows(v, rows, repeats, memo) for v in value]
+    if isinstance(value, dict):
+        return {k: _repeat_rows(v, rows, repeats, memo) for k, v in value.items()}
+    return value
+
+
+@contextmanager
+def fanned_out(blocks: Sequence[nn.Module], start: int, repeats: int) -> Iterator[None]:
+    """Run the blocks before ``start`` once per row, and the rest on ``repeats`` copies of it.
+
+    Inside the ``with`` block, a forward pass on ``B`` rows computes blocks ``0..start-1`` on
+    the ``B`` rows; at the input of block ``start`` every batch tensor of its arguments
+    (hidden states, masks, position ids and embeddings) is repeated ``repeats`` times in
+    place (row ``b`` becomes rows ``b·repeats .. b·repeats + repeats - 1``), and so are the
+    batch tensors handed to every later block. The model's output then has ``B·repeats``
+    rows, equal (to float rounding) to a forward of the repeated batch, while the shared
+    blocks ran once. Use it for likelihood passes without a cache (``use_cache=False``): a
+    cache would hold ``B`` rows below ``start`` and ``B·repeats`` above.
+
+    Args:
+        blocks: the decoder blocks in order.
+        start: the first block to run on the repeated rows (0 repeats everything).
+        repeats: copies of each row (1 changes nothing).
+
+    Yields:
+        Nothing; the hooks are removed on exit, whatever happens.
+    """
+    if repeats < 1 or not 0 <= start <= len(blocks):
+        raise ValueError(f"fanned_out: repeats {repeats} / start block {start} out of range")
+    if repeats == 1 or start == len(blocks):
+        yield
+        return
+    # One memo per forward pass (reset at block ``start``), so a mask shared by every block
+    # is repeated once, not once per block.
+    memo: dict[int, Any] = {}
+    rows_seen: list[int] = [0]
+
+    def repeat(module: nn.Module, args: Any, kwargs: Any) -> tuple[Any, Any]:
+        if module is blocks[start]:
+            memo.clear()
+            hidden = args[0] if args else kwargs.get("hidden_states")
+            if not isinstance(hidden, torch.Tensor):
+                raise TypeError("fanned_out: block input without hidden states")
+            rows_seen[0] = hidden.shape[0]
+        rows = rows_seen[0]
+        args = tuple(_repeat_rows(a, rows, repeats, memo) for a in args)
+        kwargs = {k: _repeat_rows(v, rows, repeats, memo) for k, v in kwargs.items()}
+        return args, kwargs
+
+    with ExitStack() as stack:
+        for block in blocks[start:]:
+            handle = block.register_forward_pre_hook(repeat, with_kwargs=True)
+            stack.callback(handle.remove)
+        try:
+            yield
+        finally:
+            memo.clear()
+
+
 def hook_count(model: nn.Module) -> int:
     """Number of forward and pre-forward hooks installed anywhere in ``model``."""
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())

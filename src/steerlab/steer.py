@@ -266,6 +266,10 @@ class _PassState:
 
     def _last_in_chunk(self, call: CallInfo, batch: int, seq: int) -> torch.Tensor:
         mask = call.attention_mask
+        if mask is not None and mask.shape[0] != batch and batch % mask.shape[0] == 0:
+            # Rows repeated in place after the stack saw the mask (generate's
+            # num_return_sequences, or hooks.fanned_out sharing the first blocks).
+            mask = mask.repeat_interleave(batch // mask.shape[0], dim=0)
         if (
             mask is not None
             and mask.shape[0] == batch

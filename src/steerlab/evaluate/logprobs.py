@@ -2,8 +2,17 @@
 
 Every function takes one steering coefficient per row, so the rows of a sweep (items x
 coefficients) run as ordinary batches with per-row coefficients. With ``vector=None`` the
-model runs unsteered. Prompts are left padded with explicit position ids, so a row's result
-does not depend on what else is in its batch beyond float rounding. :func:`first_token_id`
+model runs unsteered.
+
+Rows with the same input that differ only in their coefficient share the work below the
+first steered layer: each distinct input runs once through the blocks no coefficient
+changes, and is fanned out to its rows from the first steered block on
+(:mod:`steerlab.sharing`); with one steered layer at 15 of
+30 and 9 coefficients an item costs 15 + 9 x 15 block passes instead of 9 x 30. A row's
+result is the same, to float rounding, whether or not it shares.
+
+Prompts are left padded with explicit position ids, so a row's result does not depend on
+what else is in its batch beyond float rounding. :func:`first_token_id`
 finds the token whose log-probability an answer's likelihood is read from.
 
 (This module was ``steerlab.evaluate.scoring``; the scorers that judge responses are
@@ -26,6 +35,7 @@ from steerlab.chat import needs_special_tokens
 from steerlab.errors import DataError
 from steerlab.models import model_device
 from steerlab.progress import track
+from steerlab.sharing import fan_out, plan_chunks, shared_start
 from steerlab.steer import SteerSpec, apply_spec
 from steerlab.vector import SteeringVector
 
@@ -114,14 +124,26 @@ def next_token_logprobs(
     """
     if not (len(texts) == len(token_ids) == len(coefficients)):
         raise DataError("texts, token_ids and coefficients must have one entry per row")
-    out: list[torch.Tensor] = []
-    chunks = list(_chunks(len(texts), batch_size))
-    for rows in track(chunks, description, total=len(chunks), enabled=progress):
-        with steering_context(model, vector, spec, [coefficients[i] for i in rows]):
-            logits = last_logits(model, tokenizer, [texts[i] for i in rows])
+    shared = shared_start(model, vector, spec)
+    plan = plan_chunks(texts, batch_size, shared > 0)
+    out: list[torch.Tensor | None] = [None] * len(texts)
+    for chunk in track(plan, description, total=len(plan), enabled=progress):
+        with (
+            steering_context(model, vector, spec, [coefficients[i] for i in chunk.rows]),
+            fan_out(model, shared, chunk.repeats),
+        ):
+            logits = last_logits(model, tokenizer, [texts[i] for i in chunk.sources])
         logprobs = torch.log_softmax(logits, dim=-1)
-        out.extend(logprobs[j, list(token_ids[i])] for j, i in enumerate(rows))
-    return out
+        for j, i in enumerate(chunk.rows):
+            out[i] = logprobs[j, list(token_ids[i])]
+    return _filled(out)
+
+
+def _filled(values: Sequence[Any | None]) -> list[Any]:
+    missing = [i for i, v in enumerate(values) if v is None]
+    if missing:  # pragma: no cover - every plan covers every row
+        raise AssertionError(f"rows {missing[:5]} were not computed")
+    return list(values)
 
 
 def token_nll(
@@ -144,11 +166,12 @@ def token_nll(
     if len(texts) != len(coefficients):
         raise DataError("texts and coefficients must have one entry per row")
     device = model_device(model)
-    out: list[torch.Tensor] = []
-    chunks = list(_chunks(len(texts), batch_size))
-    for rows in track(chunks, "perplexity", total=len(chunks), enabled=progress):
+    shared = shared_start(model, vector, spec)
+    plan = plan_chunks(texts, batch_size, shared > 0)
+    out: list[torch.Tensor | None] = [None] * len(texts)
+    for chunk in track(plan, "perplexity", total=len(plan), enabled=progress):
         tokenizer.padding_side = "right"
-        batch = [texts[i] for i in rows]
+        batch = [texts[i] for i in chunk.sources]
         encoded = tokenizer(
             batch,
             return_tensors="pt",
@@ -160,19 +183,22 @@ def token_nll(
         tokenizer.padding_side = "left"
         ids = encoded["input_ids"].to(device)
         mask = encoded["attention_mask"].to(device)
+        for j in range(len(batch)):
+            if int(mask[j].sum()) < 2:
+                raise DataError(f"text {batch[j][:40]!r} has fewer than 2 tokens")
         with (
-            steering_context(model, vector, spec, [coefficients[i] for i in rows]),
+            steering_context(model, vector, spec, [coefficients[i] for i in chunk.rows]),
+            fan_out(model, shared, chunk.repeats),
             torch.inference_mode(),
         ):
             logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        ids = ids.repeat_interleave(chunk.repeats, dim=0)
+        mask = mask.repeat_interleave(chunk.repeats, dim=0)
         logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
         nll = -logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        for j in range(len(rows)):
-            n = int(mask[j].sum())
-            if n < 2:
-                raise DataError(f"text {batch[j][:40]!r} has fewer than 2 tokens")
-            out.append(nll[j, : n - 1].cpu())
-    return out
+        for j, i in enumerate(chunk.rows):
+            out[i] = nll[j, : int(mask[j].sum()) - 1].cpu()
+    return _filled(out)
 
 
 def first_token_id(
@@ -238,11 +264,12 @@ def continuation_logprobs(
     if not (len(prompts) == len(continuations) == len(coefficients)):
         raise DataError("prompts, continuations and coefficients must have one entry per row")
     device = model_device(model)
-    out: list[tuple[float, int]] = []
-    chunks = list(_chunks(len(prompts), batch_size))
-    for rows in track(chunks, description, total=len(chunks), enabled=progress):
+    shared = shared_start(model, vector, spec)
+    plan = plan_chunks(list(zip(prompts, continuations, strict=True)), batch_size, shared > 0)
+    out: list[tuple[float, int] | None] = [None] * len(prompts)
+    for chunk in track(plan, description, total=len(plan), enabled=progress):
         encoded_rows = []
-        for i in rows:
+        for i in chunk.sources:
             text = prompts[i] + continuations[i]
             enc = tokenizer(
                 text,
@@ -251,8 +278,8 @@ def continuation_logprobs(
             )
             ids = list(enc["input_ids"])
             if "offset_mapping" in enc:
-                start = len(prompts[i])
-                span = [end > start for _, end in enc["offset_mapping"]]
+                prompt_end = len(prompts[i])
+                span = [end > prompt_end for _, end in enc["offset_mapping"]]
             else:
                 n_prompt = len(tokenizer(prompts[i], add_special_tokens=False)["input_ids"])
                 span = [k >= n_prompt for k in range(len(ids))]
@@ -262,23 +289,27 @@ def continuation_logprobs(
             encoded_rows.append((ids, span))
         width = max(len(ids) for ids, _ in encoded_rows)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        ids_t = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        span_t = torch.zeros((len(rows), width), dtype=torch.bool)
+        n_sources = len(chunk.sources)
+        ids_t = torch.full((n_sources, width), pad, dtype=torch.long)
+        mask = torch.zeros((n_sources, width), dtype=torch.long)
+        span_t = torch.zeros((n_sources, width), dtype=torch.bool)
         for j, (ids, span) in enumerate(encoded_rows):
             ids_t[j, : len(ids)] = torch.tensor(ids)
             mask[j, : len(ids)] = 1
             span_t[j, : len(ids)] = torch.tensor(span)
         with (
-            steering_context(model, vector, spec, [coefficients[i] for i in rows]),
+            steering_context(model, vector, spec, [coefficients[i] for i in chunk.rows]),
+            fan_out(model, shared, chunk.repeats),
             torch.inference_mode(),
         ):
             logits = model(
                 input_ids=ids_t.to(device), attention_mask=mask.to(device), use_cache=False
             ).logits
+        ids_t = ids_t.repeat_interleave(chunk.repeats, dim=0)
+        span_t = span_t.repeat_interleave(chunk.repeats, dim=0)
         logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1).cpu()
         token_lp = logprobs.gather(-1, ids_t[:, 1:].unsqueeze(-1)).squeeze(-1)
-        for j in range(len(rows)):
+        for j, i in enumerate(chunk.rows):
             chosen = span_t[j, 1:]
-            out.append((float(token_lp[j][chosen].sum()), int(chosen.sum())))
-    return out
+            out[i] = (float(token_lp[j][chosen].sum()), int(chosen.sum()))
+    return _filled(out)
