@@ -1,4 +1,10 @@
-"""``steerlab sweep``, ``eval`` and ``matrix``: measure what steering and tuning do."""
+"""``steerlab sweep``, ``eval`` and ``matrix``: measure what steering and tuning do.
+
+All three spread their units of work over the processes of ``accelerate launch`` or
+``torchrun`` (:mod:`steerlab.distributed`): each process loads the model on its own device
+(``cuda:LOCAL_RANK`` on a GPU machine, else the CPU, unless ``--device`` / ``--device-map``
+says otherwise), and only the main process prints.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
+from steerlab import distributed
 from steerlab.cli.common import (
+    DeviceMapOpt,
     DeviceOpt,
     DtypeOpt,
     JudgeKeyEnvOpt,
@@ -24,6 +32,7 @@ from steerlab.cli.common import (
     console,
     friendly_errors,
     parse_coefficients,
+    parse_device_map,
     print_note,
     steering_scale,
 )
@@ -85,6 +94,7 @@ def sweep(
     estimates: Annotated[bool, typer.Option(help="Also estimate Δλ and λσβ empirically.")] = True,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
+    device_map: DeviceMapOpt = None,
 ) -> None:
     """Sweep the steering coefficient: behaviour, helpfulness, fits and plots."""
     from steerlab.evaluate import Task, behavior_task, helpfulness_task, perplexity_task
@@ -105,6 +115,8 @@ def sweep(
     check_count(coefficients_per_batch, "--coefficients-per-batch")
     check_number(temperature, "--temperature")
     check_output(output, folder=True)
+    chosen_map = parse_device_map(device_map)
+    device = device or distributed.default_device()  # one device per process
     check_model_reference(model)  # before the judge loads
     scorer = make_judge(judge_url, judge_model, judge_key_env, judge_rubric, dtype, device)
     tasks: list[Task] = [
@@ -126,7 +138,7 @@ def sweep(
     if not tasks:
         raise SpecError("nothing to measure: give --behavior, --helpfulness or --perplexity")
     steering = SteeringVector.load(vector)
-    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device, device_map=chosen_map)
     check_vector_fits(steering, vector, loaded)
     result = run_sweep(
         loaded,
@@ -142,7 +154,10 @@ def sweep(
         coefficients_per_batch=coefficients_per_batch,
         seed=seed,
         estimates=estimates,
+        progress=distributed.is_main_process(),
     )
+    if not distributed.is_main_process():
+        return
     console.print(result.table())
     print_note(
         f"coefficients are r in scale '{chosen_scale}'"
@@ -208,6 +223,7 @@ def matrix(
     judge_key_env: JudgeKeyEnvOpt = "OPENAI_API_KEY",
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
+    device_map: DeviceMapOpt = None,
 ) -> None:
     """Steering matrix: vectors x add/subtract/ablate x normalised/raw x layer modes x grid."""
     from steerlab.data.qa import read_questions
@@ -220,6 +236,8 @@ def matrix(
     check_count(batch_size, "--batch-size")
     check_count(limit, "--limit")
     check_output(output, folder=True)
+    chosen_map = parse_device_map(device_map)
+    device = device or distributed.default_device()  # one device per process
     settings = MatrixSettings(
         normalized_coefficients=tuple(parse_coefficients(normalized_coefficients)),
         raw_coefficients=tuple(parse_coefficients(raw_coefficients)),
@@ -238,12 +256,21 @@ def matrix(
     questions = read_questions(prompts)[:limit]
     check_model_reference(model)  # before the judge loads
     scorer = make_judge(judge_url, judge_model, judge_key_env, DECEPTION_RUBRIC, dtype, device)
-    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device, device_map=chosen_map)
     for name, steering in loaded_vectors.items():
         check_vector_fits(steering, files[name], loaded)
     result = steering_matrix(
-        loaded, tokenizer, loaded_vectors, questions, settings, scorer=scorer, output_dir=output
+        loaded,
+        tokenizer,
+        loaded_vectors,
+        questions,
+        settings,
+        scorer=scorer,
+        output_dir=output,
+        progress=distributed.is_main_process(),
     )
+    if not distributed.is_main_process():
+        return
     console.print(result.table())
     console.print(result.summary(), highlight=False)
     console.print(f"wrote {output}/results.jsonl, summary.csv, examples.md/.html, rates.png/.svg")

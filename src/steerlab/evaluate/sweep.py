@@ -5,6 +5,12 @@ as per-row-coefficient batches, and after each unit ``results.jsonl`` is rewritt
 atomically in a canonical order. A re-run with the same settings skips finished units;
 because a unit's batches are the same whether or not the run was interrupted, the final
 files are identical to those of an uninterrupted run.
+
+Under ``accelerate launch`` / ``torchrun`` (:mod:`steerlab.distributed`) each process takes
+every ``world``-th unit still to do and writes its rows to its own part file
+(``results.part1.jsonl``); after all are done the main process merges them into
+``results.jsonl``, removes the parts and writes ``fit.json`` and the plots: the same files as
+one process writes. A rerun counts the rows of every part file as done.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 from torch import nn
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from steerlab import distributed
 from steerlab.errors import DataError, SpecError
 from steerlab.evaluate.estimates import (
     estimate_delta_lambda,
@@ -162,11 +169,16 @@ def sweep(
         "seed": seed,
         "system": system,
     }
-    done: list[SweepRow] = []
     out = Path(output_dir) if output_dir is not None else None
+    world = distributed.world_size()
+    if world > 1 and out is None:
+        raise SpecError(f"a sweep spread over {world} processes needs an output folder")
+    main = distributed.is_main_process()
+    done: list[SweepRow] = []
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(out)
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(out)
         config_path = out / CONFIG
         provenance = {"library_version": library_version(), "git_revision": git_revision()}
         if config_path.is_file():
@@ -179,23 +191,44 @@ def sweep(
                 raise SpecError(
                     f"{out} holds a sweep with other settings; use another output folder"
                 )
-        else:
+        elif main:
             with atomic_write(config_path) as handle:
                 json.dump({**config, "provenance": provenance}, handle, indent=2, sort_keys=True)
-        if (out / RESULTS).is_file():
-            done = read_rows(out / RESULTS, SweepRow.from_json)
+        # The rows of every process of an earlier run count as done (a killed one's too).
+        done = _unique(distributed.read_with_parts(out / RESULTS, _read_sweep_rows))
     have = {row.key for row in done}
     units = [(task, group) for task in tasks for group in _groups(values, coefficients_per_batch)]
-    for task, group in track(units, "sweep", total=len(units), enabled=progress):
-        if all((task.name, m, c) in have for m in task.metrics for c in group):
-            continue
+    todo = [
+        (task, group)
+        for task, group in units
+        if not all((task.name, m, c) in have for m in task.metrics for c in group)
+    ]
+    # Every process has read the same files: only now may parts change.
+    distributed.barrier()
+    part = distributed.part_path(out / RESULTS) if out is not None and world > 1 else None
+    mine = _read_sweep_rows(part) if part is not None and part.is_file() else []
+    share = distributed.share(todo)
+    for task, group in track(share, "sweep", total=len(share), enabled=progress and main):
         # Round-trip through the file format so fresh and resumed runs hold equal values.
         new = [SweepRow.from_json(r.to_json(), task.name) for r in task.evaluate(ctx, group)]
         done = [r for r in done if not (r.task == task.name and r.coefficient in group)] + new
-        have = {row.key for row in done}
-        if out is not None:
+        if part is not None:
+            mine = [r for r in mine if not (r.task == task.name and r.coefficient in group)]
+            mine += new
+            write_rows(part, sorted_rows(mine))
+        elif out is not None:
             write_rows(out / RESULTS, sorted_rows(done))
+    if out is not None:
+        if world > 1:
+            distributed.barrier()  # every process's part is complete
+            done = _unique(distributed.read_with_parts(out / RESULTS, _read_sweep_rows))
+            distributed.barrier()  # every process has read the parts before they go
+        if main:
+            write_rows(out / RESULTS, sorted_rows(done))
+            distributed.remove_parts(out / RESULTS)
     result = SweepResult(sorted_rows(done), config)
+    if not main:
+        return result  # the main process estimates, fits and plots
     if estimates:
         result.estimates = empirical_estimates(ctx, tasks, values)
     if out is not None:
@@ -211,6 +244,15 @@ def sweep(
         if write_plots:
             result.plot(out)
     return result
+
+
+def _read_sweep_rows(path: Path) -> list[SweepRow]:
+    return read_rows(path, SweepRow.from_json)
+
+
+def _unique(rows: Sequence[SweepRow]) -> list[SweepRow]:
+    """One row per key, the last one read winning (a unit redone after a kill)."""
+    return list({row.key: row for row in rows}.values())
 
 
 def empirical_estimates(
