@@ -13,6 +13,9 @@ file that is not GGUF, a control vector, a split file or an architecture that tr
 GGUF loader cannot read fails at once with one line, and nothing is written to the cache
 (:mod:`steerlab.gguf_models`).
 
+Devices and device maps (model parallel) are :mod:`steerlab.models.devices`; its names are
+re-exported here.
+
 Model references (:func:`check_model_reference`, also run by :func:`load_model`): a name that
 looks like a path (``./x``, ``../x``, ``/x``, ``~/x``, two or more slashes, a file suffix) must
 be an existing folder or GGUF file; anything else must be a valid Hub id. Hub ids are looked
@@ -54,6 +57,15 @@ from steerlab.gguf_models import (
 )
 from steerlab.gguf_models import (
     convert_gguf as convert_gguf,  # re-exported: its old home
+)
+from steerlab.models.devices import (  # re-exported: where the model's device helpers lived
+    check_device as check_device,
+)
+from steerlab.models.devices import (
+    check_device_map as check_device_map,
+)
+from steerlab.models.devices import (
+    model_device as model_device,
 )
 
 DEFAULT_MODEL = "default"
@@ -368,26 +380,6 @@ def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizer
     return tokenizer
 
 
-def check_device(device: str | None) -> None:
-    """Refuse a device that torch does not understand or that this machine lacks.
-
-    Raises:
-        ModelLoadError: naming the device.
-    """
-    if device is None:
-        return
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, ValueError, TypeError):
-        raise ModelLoadError(
-            f"device {device!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)"
-        ) from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError(f"device {device!r}: CUDA is not available on this machine")
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise ModelLoadError(f"device {device!r}: MPS is not available on this machine")
-
-
 def load_model(
     name_or_path: str = DEFAULT_MODEL,
     *,
@@ -405,7 +397,10 @@ def load_model(
         dtype: ``"float32"``, ``"bfloat16"``, ``"float16"``, ``"auto"`` or a torch dtype.
             Default: float32 on CPU, the checkpoint's dtype elsewhere.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``... Ignored with ``device_map``.
-        device_map: passed to transformers, e.g. ``"auto"`` to spread a large model over GPUs.
+        device_map: passed to transformers (model parallel): ``"auto"`` (or ``"balanced"``,
+            ``"sequential"``...) spreads the layers over the GPUs, then the CPU and disk; a dict
+            maps module names to devices (``"cuda:1"``, ``1``, ``"cpu"``, ``"disk"``).
+            Steering, recording and scoring work on such a model (:func:`model_device`).
         trust_remote_code: allow custom model code from the Hub.
 
     Returns:
@@ -416,6 +411,7 @@ def load_model(
     """
     torch_dtype = _resolve_dtype(dtype)
     check_device(device)
+    check_device_map(device_map)
     if name_or_path == DEFAULT_MODEL:
         source: str | Path = default_model_folder()
         model_id = DEFAULT_MODEL_ID
@@ -587,13 +583,3 @@ def model_identity(model: torch.nn.Module) -> ModelIdentity:
         hidden_size=int(hidden or 0),
         num_layers=int(layers or 0),
     )
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    """Device of the model's input embeddings (where input ids must go)."""
-    getter = getattr(model, "get_input_embeddings", None)
-    if callable(getter):
-        embeddings = getter()
-        if embeddings is not None:
-            return embeddings.weight.device
-    return next(model.parameters()).device
