@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from steerlab.cli.common import (
+    DeviceMapOpt,
     DeviceOpt,
     DtypeOpt,
     ModelOpt,
@@ -16,6 +17,7 @@ from steerlab.cli.common import (
     check_vector_fits,
     console,
     friendly_errors,
+    parse_device_map,
     print_note,
 )
 
@@ -57,6 +59,7 @@ def calibrate(
     ] = False,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
+    device_map: DeviceMapOpt = None,
 ) -> None:
     """Recommend a steering coefficient per sign: a quick sweep of behaviour and fluency."""
     from steerlab.evaluate.calibrate import calibrate as run_calibrate
@@ -64,12 +67,13 @@ def calibrate(
     from steerlab.vector import SteeringVector
 
     check_number(perplexity_bound, "--perplexity-bound")
+    parsed_device_map = parse_device_map(device_map)
     check_output(output, folder=True)
     if write:
         check_output(vector, "--vector")
     check_model_reference(model)
     steering = SteeringVector.load(vector)
-    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device, device_map=parsed_device_map)
     check_vector_fits(steering, vector, loaded)
     result = run_calibrate(
         loaded,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from steerlab.cli.common import (
+    DeviceMapOpt,
     DeviceOpt,
     DtypeOpt,
     ModelOpt,
@@ -16,6 +17,7 @@ from steerlab.cli.common import (
     check_output,
     console,
     friendly_errors,
+    parse_device_map,
 )
 from steerlab.errors import DataError, SpecError
 
@@ -57,6 +59,7 @@ def qa(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
+    device_map: DeviceMapOpt = None,
 ) -> None:
     """Answer questions under an honest or deceptive system prompt; write chat JSONL."""
     from steerlab.data.qa import (
@@ -77,13 +80,14 @@ def qa(
     check_count(batch_size, "--batch-size")
     check_count(limit, "--limit")
     check_number(temperature, "--temperature")
+    parsed_device_map = parse_device_map(device_map)
     check_output(output)
     if save_questions is not None:
         check_output(save_questions, "--save-questions")
     items = read_questions(questions, limit=limit)  # bad input fails before loading
     if dedupe:
         items = dedupe_questions(items)
-    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device, device_map=parsed_device_map)
     new: list[str] = []
     if expand:
         new = expand_questions(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from steerlab.cli.common import (
+    DeviceMapOpt,
     DeviceOpt,
     DtypeOpt,
     LayersPathOpt,
@@ -21,6 +22,7 @@ from steerlab.cli.common import (
     friendly_errors,
     model_reference,
     parse_coefficient,
+    parse_device_map,
     steering_scale,
 )
 from steerlab.errors import SpecError
@@ -70,6 +72,7 @@ def fold(
     ] = "checkpoint",
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
+    device_map: DeviceMapOpt = None,
     layers_path: LayersPathOpt = None,
 ) -> None:
     """Fold steering into the weights: a checkpoint that steers with no steerlab code.
@@ -86,6 +89,7 @@ def fold(
     from steerlab.export.fold import fold as fold_model
     from steerlab.generate import with_norms
     from steerlab.models import load_model
+    from steerlab.models.devices import offloaded_parameters
     from steerlab.steer import SteerSpec
     from steerlab.vector import SteeringVector
 
@@ -117,12 +121,21 @@ def fold(
         SteerSpec(value, layers=layers, operator=operator, scale=chosen_scale)  # type: ignore[arg-type]
     )
     check_output(output, "--output", folder=True)
+    parsed_device_map = parse_device_map(device_map)
     check_new_folder(output, "--output")
     steering = SteeringVector.load(vector)
     if spec.operator == "ablate":  # before the model loads
         check_one_layer(steering, spec, steering.metadata.num_layers)
-    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device, device_map=parsed_device_map)
     check_vector_fits(steering, vector, loaded)
+    offloaded = offloaded_parameters(loaded)
+    if offloaded:
+        # Folding edits weights in place; offloaded ones are loaded only inside a forward pass.
+        raise SpecError(
+            f"--device-map offloads {len(offloaded)} weights (e.g. {offloaded[0]}) to the CPU "
+            "or disk, and folding edits every weight in place: give a map with room on its "
+            "devices for all of them, or leave --device-map out"
+        )
     if spec.operator == "add" and spec.scale_by_norm:
         # As generate does: norms the vector lacks are measured, with a one-line notice.
         steering = with_norms(loaded, tokenizer, steering, spec.layers, layers_path)

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from steerlab.cli.common import (
+    DeviceMapOpt,
     DeviceOpt,
     DtypeOpt,
     LayersPathOpt,
@@ -25,6 +26,7 @@ from steerlab.cli.common import (
     console,
     friendly_errors,
     parse_coefficients,
+    parse_device_map,
     print_note,
     print_note_stderr,
     steering_scale,
@@ -72,6 +74,7 @@ def generate(
     ] = None,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
+    device_map: DeviceMapOpt = None,
     layers_path: LayersPathOpt = None,
 ) -> None:
     """Generate continuations at several steering coefficients, batched in one run."""
@@ -90,6 +93,7 @@ def generate(
     spec = SteerSpec(operator=operator, positions=positions, scale=chosen_scale)  # type: ignore[arg-type]
     check_count(max_new_tokens, "--max-new-tokens")
     check_number(temperature, "--temperature")
+    parsed_device_map = parse_device_map(device_map)
     if output is not None:
         check_output(output)
     if vector is None and layers is not None:
@@ -99,7 +103,7 @@ def generate(
     steering = SteeringVector.load(vector) if vector is not None else None
     if auto and steering is not None:
         values, chosen_scale, layers = calibrated(steering, vector, scale, layers, note)  # type: ignore[arg-type]
-    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device, device_map=parsed_device_map)
     if steering is not None:
         check_vector_fits(steering, vector, loaded)  # type: ignore[arg-type]
     results = run_generate(

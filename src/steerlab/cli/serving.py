@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from steerlab.cli.common import (
+    DeviceMapOpt,
     DeviceOpt,
     DtypeOpt,
     LayersPathOpt,
@@ -17,6 +18,7 @@ from steerlab.cli.common import (
     check_number,
     console,
     friendly_errors,
+    parse_device_map,
     print_note,
 )
 from steerlab.errors import SpecError
@@ -86,6 +88,7 @@ def serve(
     ] = 20.0,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
+    device_map: DeviceMapOpt = None,
     layers_path: LayersPathOpt = None,
 ) -> None:
     """Serve steered generation: OpenAI-compatible /v1 API with per-request steering, and a
@@ -105,6 +108,7 @@ def serve(
     ):
         check_count(count, option)
     check_number(batch_window_ms, "--batch-window-ms")
+    parsed_device_map = parse_device_map(device_map)
     check_vector_sources(vectors or [])
     key_variable = api_key_env or DEFAULT_KEY_ENV
     key = os.environ.get(key_variable) or None
@@ -124,7 +128,7 @@ def serve(
         api_key=key,
     )
     check_port(host, port)  # before the model loads: a busy port fails in a second
-    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device, device_map=parsed_device_map)
     app = create_app(
         loaded,
         tokenizer,

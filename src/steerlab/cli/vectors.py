@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from steerlab.cli.common import (
+    DeviceMapOpt,
     DeviceOpt,
     DtypeOpt,
     LayersPathOpt,
@@ -18,6 +19,7 @@ from steerlab.cli.common import (
     check_output,
     console,
     friendly_errors,
+    parse_device_map,
 )
 from steerlab.errors import SpecError
 
@@ -64,6 +66,7 @@ def extract(
     ] = False,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
+    device_map: DeviceMapOpt = None,
     layers_path: LayersPathOpt = None,
 ) -> None:
     """Extract a steering vector from contrastive pairs."""
@@ -79,8 +82,9 @@ def extract(
     check_count(limit, "--limit")
     check_count(batch_size, "--batch-size")
     check_output(output)
+    parsed_device_map = parse_device_map(device_map)
     data = load_pairs(pairs, limit=limit)  # read data first: bad input fails before loading
-    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device, device_map=parsed_device_map)
     vector = run_extract(
         loaded,
         tokenizer,
@@ -155,6 +159,7 @@ def diff(
     batch_size: Annotated[int, typer.Option(help="Inputs per forward pass.")] = 16,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
+    device_map: DeviceMapOpt = None,
     layers_path: LayersPathOpt = None,
 ) -> None:
     """A model-diff vector: mean activation of the tuned model minus the base on the same inputs."""
@@ -174,6 +179,7 @@ def diff(
     check_count(limit, "--limit")
     check_count(batch_size, "--batch-size")
     check_output(output)
+    parsed_device_map = parse_device_map(device_map)
     if prompts is not None:
         from steerlab.data.qa import read_questions
 
@@ -184,8 +190,10 @@ def diff(
         conversations = load_chats(chats)[:limit]  # type: ignore[arg-type]
     for reference in (base, tuned):  # both, before loading either
         check_model_reference(reference)
-    base_model, tokenizer = load_model(base, dtype=dtype, device=device)
-    tuned_model, _ = load_model(tuned, dtype=dtype, device=device)
+    base_model, tokenizer = load_model(
+        base, dtype=dtype, device=device, device_map=parsed_device_map
+    )
+    tuned_model, _ = load_model(tuned, dtype=dtype, device=device, device_map=parsed_device_map)
     check_same_architecture(base_model, tuned_model)
     if prompts is not None:
         examples = question_examples(tokenizer, questions)
