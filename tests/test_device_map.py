@@ -9,6 +9,7 @@ tensors around each module's forward) without a GPU.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import torch
 from accelerate import cpu_offload, dispatch_model
+from peft import LoraConfig, get_peft_model
 
 import steerlab as sl
 from conftest import ARCHITECTURES, make_model
@@ -25,7 +27,7 @@ from steerlab.errors import ModelLoadError
 from steerlab.evaluate.tasks import ABBehaviorTask, MultipleChoiceTask, PerplexityTask
 from steerlab.hooks import StopForward, hook_count, hooked
 from steerlab.layers import find_layers
-from steerlab.models import load_model, model_device
+from steerlab.models import load_model, model_device, peft_wrapping
 from steerlab.models.devices import check_device_map, offloaded_parameters
 from steerlab.vector import SteeringVector
 
@@ -291,3 +293,17 @@ def test_a_gpu_this_machine_lacks_is_refused_before_loading(tmp_path: Path) -> N
             load_model(str(tmp_path / "not-even-there"), device_map=device_map)
     check_device_map("auto")  # strategies are transformers' to place
     check_device_map({"": "cpu", "lm_head": "disk"})
+
+
+def test_an_adapter_cannot_merge_into_offloaded_weights(tmp_path: Path) -> None:
+    base_folder = save("llama", tmp_path / "base")
+    base, _ = load_model(str(base_folder))
+    device_map = split_map(base)
+    with peft_wrapping():
+        adapted = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"]))
+    adapted.save_pretrained(tmp_path / "adapter")
+    config_file = tmp_path / "adapter" / "adapter_config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "base_model_name_or_path": str(base_folder)}))
+    with pytest.raises(ModelLoadError, match=r"offloads .* merging the adapter edits them"):
+        load_model(str(tmp_path / "adapter"), device_map=device_map)

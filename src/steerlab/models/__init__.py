@@ -67,6 +67,9 @@ from steerlab.models.devices import (
 from steerlab.models.devices import (
     model_device as model_device,
 )
+from steerlab.models.devices import (
+    offloaded_parameters as offloaded_parameters,
+)
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -513,6 +516,13 @@ def _load_adapter(
         device_map=device_map,
         trust_remote_code=trust_remote_code,
     )
+    offloaded = offloaded_parameters(base)
+    if offloaded:  # merging edits weights in place; offloaded ones exist only in a forward pass
+        raise ModelLoadError(
+            f"{folder}: the device map offloads {len(offloaded)} weights of the base model "
+            f"(e.g. {offloaded[0]}) to the CPU or disk, and merging the adapter edits them in "
+            "place: give a map with room on its devices for all of them"
+        )
     if _adapts_input_embeddings(base, config):
         # Merging into tied embeddings would change the tied output head too.
         untie_embeddings(base)
