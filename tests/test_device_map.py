@@ -307,3 +307,27 @@ def test_an_adapter_cannot_merge_into_offloaded_weights(tmp_path: Path) -> None:
     config_file.write_text(json.dumps({**config, "base_model_name_or_path": str(base_folder)}))
     with pytest.raises(ModelLoadError, match=r"offloads .* merging the adapter edits them"):
         load_model(str(tmp_path / "adapter"), device_map=device_map)
+
+
+@pytest.mark.slow
+def test_the_embedded_model_half_offloaded_steers_as_whole() -> None:
+    """SmolLM2 (tied embeddings, 30 blocks) with every other block and the embeddings on disk."""
+    whole, tokenizer = load_model("default")
+    blocks = whole.config.num_hidden_layers
+    device_map = {"model.embed_tokens": "disk", "lm_head": "disk"}
+    device_map |= {"model.norm": "cpu", "model.rotary_emb": "cpu"}
+    device_map |= {f"model.layers.{i}": "disk" if i % 2 else "cpu" for i in range(blocks)}
+    mapped, _ = load_model("default", device_map=device_map)
+    assert offloaded_parameters(mapped)
+    recorded = [sl.record(model, tokenizer, INPUTS, [5, 15, 25]) for model in (whole, mapped)]
+    assert same(recorded[1], recorded[0])
+    identity = sl.model_identity(whole)
+    direction = recorded[0][15][1] - recorded[0][15][0]
+    vector = SteeringVector({15: direction}, sl.VectorMetadata.for_model(identity, "test"))
+    texts = [
+        [g.text for g in sl.generate(model, tokenizer, PROMPTS[:1], vector, [0.0, 0.3],
+                                     layers=[15], scale="norm", max_new_tokens=8)]
+        for model in (whole, mapped)
+    ]  # fmt: skip
+    assert texts[1] == texts[0]
+    assert hook_count(mapped) == 0
