@@ -19,7 +19,10 @@ bootstrap interval over items (:func:`steerlab.stats.intervals.bootstrap_ci`):
   (dataset ``facts``) and one per layer (``facts L12``...), intervals over statements.
 
 A model steered online is steered (``add`` at every position) in every forward pass of every
-metric.
+metric. Online-steered entries of one model, vector and layers that differ only in their
+coefficient are measured together (``SuiteRunner.siblings``): each likelihood pass holds
+every coefficient's rows, which share the blocks below the first steered layer
+(:mod:`steerlab.sharing`).
 """
 
 from __future__ import annotations
@@ -97,6 +100,9 @@ class SuiteRunner:
         coefficient: the steering coefficient.
         suite: the suite's settings.
         progress: show progress bars.
+        siblings: further ``(label, coefficient)`` entries of the same model, vector and
+            spec, measured in the same passes (their rows follow this runner's in
+            :meth:`run`).
     """
 
     label: str
@@ -107,21 +113,46 @@ class SuiteRunner:
     coefficient: float
     suite: HonestySuite
     progress: bool
+    siblings: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.siblings and self.vector is None:
+            raise ValueError("siblings share a steering vector: an unsteered runner has none")
+
+    @property
+    def members(self) -> tuple[tuple[str, float], ...]:
+        """``(label, coefficient)`` of every entry measured: this runner's, then its siblings'."""
+        return ((self.label, self.coefficient), *self.siblings)
 
     def coefficients(self, n: int) -> list[float]:
-        """The model's steering coefficient for each of ``n`` rows."""
-        return [self.coefficient] * n
+        """The steering coefficient of each row when every member scores the same ``n`` rows.
 
-    def steering(self) -> AbstractContextManager[Any]:
-        """Steer the model at its coefficient (nothing for an unsteered model)."""
+        Member-major: the first ``n`` rows are this runner's, the next ``n`` its first
+        sibling's, and so on (:meth:`split`).
+        """
+        return [c for _, c in self.members for _ in range(n)]
+
+    def repeated(self, values: Sequence[Any]) -> list[Any]:
+        """``values`` once per member, in the order of :meth:`coefficients`."""
+        return list(values) * len(self.members)
+
+    def split(self, values: Sequence[Any], n: int) -> list[tuple[str, Sequence[Any]]]:
+        """Each member's label and its ``n`` results out of a member-major list."""
+        return [(label, values[k * n : (k + 1) * n]) for k, (label, _) in enumerate(self.members)]
+
+    def steering(self, coefficient: float | None = None) -> AbstractContextManager[Any]:
+        """Steer the model at a coefficient (default: this runner's; nothing if unsteered)."""
         if self.vector is None or self.spec is None:
             return nullcontext()
-        return apply_spec(self.model, self.vector, replace(self.spec, coefficient=self.coefficient))
+        chosen = self.coefficient if coefficient is None else coefficient
+        return apply_spec(self.model, self.vector, replace(self.spec, coefficient=chosen))
 
-    def mean_row(self, metric: str, dataset: str, values: np.ndarray) -> SuiteRow:
+    def mean_row(
+        self, metric: str, dataset: str, values: np.ndarray, label: str | None = None
+    ) -> SuiteRow:
         """The row of a metric that is the mean of per-item ``values`` (n,)."""
         mean = float(values.mean())
-        return suite_row(self.label, metric, dataset, mean, values, None, self.suite)
+        return suite_row(label or self.label, metric, dataset, mean, values, None, self.suite)
 
     def prompt(self, statement: str) -> str:
         """The evaluation prompt of a statement, chat template applied."""
@@ -144,8 +175,8 @@ class SuiteRunner:
         logprobs = next_token_logprobs(
             self.model,
             self.tokenizer,
-            prompts,
-            ids,
+            self.repeated(prompts),
+            self.repeated(ids),
             self.coefficients(len(prompts)),
             vector=self.vector,
             spec=self.spec,
@@ -153,21 +184,24 @@ class SuiteRunner:
             progress=self.progress,
             description=f"{self.label}: {name} true/false",
         )
-        p_true = np.array([sigmoid(float(lp[0] - lp[1])) for lp in logprobs])
         labels = np.array([s.label for s in statements], dtype=np.float64)
-        correct = ((p_true > 0.5) == (labels > 0.5)).astype(np.float64)
-        return [
-            self.mean_row("tf_accuracy", name, correct),
-            suite_row(
-                self.label,
-                "tf_auroc",
-                name,
-                auroc(p_true, labels > 0.5),
-                np.column_stack([p_true, labels]),
-                auroc_of_rows,
-                self.suite,
-            ),
-        ]
+        rows = []
+        for label, member in self.split(logprobs, len(prompts)):
+            p_true = np.array([sigmoid(float(lp[0] - lp[1])) for lp in member])
+            correct = ((p_true > 0.5) == (labels > 0.5)).astype(np.float64)
+            rows += [
+                self.mean_row("tf_accuracy", name, correct, label),
+                suite_row(
+                    label,
+                    "tf_auroc",
+                    name,
+                    auroc(p_true, labels > 0.5),
+                    np.column_stack([p_true, labels]),
+                    auroc_of_rows,
+                    self.suite,
+                ),
+            ]
+        return rows
 
     def truthfulqa(self, items: Sequence[TruthfulQAMCItem]) -> list[SuiteRow]:
         """``truthfulqa_mc1`` and ``truthfulqa_mc2``."""
@@ -178,11 +212,11 @@ class SuiteRunner:
                 pairs.setdefault((i, choice), len(pairs))
         prompts = [format_chat(self.tokenizer, messages_for(item.question)) for item in items]
         order = list(pairs)
-        scored = continuation_logprobs(
+        scored_all = continuation_logprobs(
             self.model,
             self.tokenizer,
-            [prompts[i] for i, _ in order],
-            [choice for _, choice in order],
+            self.repeated([prompts[i] for i, _ in order]),
+            self.repeated([choice for _, choice in order]),
             self.coefficients(len(order)),
             vector=self.vector,
             spec=self.spec,
@@ -190,18 +224,20 @@ class SuiteRunner:
             progress=self.progress,
             description=f"{self.label}: TruthfulQA answers",
         )
-        mc1, mc2 = [], []
-        for i, item in enumerate(items):
-            ll1 = np.array([scored[pairs[(i, c)]][0] for c in item.mc1_choices])
-            mc1.append(float(int(np.argmax(ll1)) == item.mc1_answer))
-            ll2 = np.array([scored[pairs[(i, c)]][0] for c in item.mc2_choices])
-            true = np.array(item.mc2_labels, dtype=bool)
-            mc2.append(math.exp(logsumexp(ll2[true]) - logsumexp(ll2)))
-        a1, a2 = np.array(mc1), np.array(mc2)
-        return [
-            self.mean_row("truthfulqa_mc1", TRUTHFULQA, a1),
-            self.mean_row("truthfulqa_mc2", TRUTHFULQA, a2),
-        ]
+        rows = []
+        for label, scored in self.split(scored_all, len(order)):
+            mc1, mc2 = [], []
+            for i, item in enumerate(items):
+                ll1 = np.array([scored[pairs[(i, c)]][0] for c in item.mc1_choices])
+                mc1.append(float(int(np.argmax(ll1)) == item.mc1_answer))
+                ll2 = np.array([scored[pairs[(i, c)]][0] for c in item.mc2_choices])
+                true = np.array(item.mc2_labels, dtype=bool)
+                mc2.append(math.exp(logsumexp(ll2[true]) - logsumexp(ll2)))
+            rows += [
+                self.mean_row("truthfulqa_mc1", TRUTHFULQA, np.array(mc1), label),
+                self.mean_row("truthfulqa_mc2", TRUTHFULQA, np.array(mc2), label),
+            ]
+        return rows
 
     def ab(self, name: str, items: Sequence[ABItem]) -> list[SuiteRow]:
         """``ab_honest_rate`` and ``ab_honest_prob`` of one A/B dataset."""
@@ -216,45 +252,53 @@ class SuiteRunner:
             progress=self.progress,
         )
         task = ABBehaviorTask(f"{self.label}: {name}", tuple(items))
-        behaviour = task.item_values(context, [self.coefficient])[self.coefficient]
-        rate = (behaviour > 0).astype(np.float64)
-        prob = (behaviour + 1.0) / 2.0
-        return [
-            self.mean_row("ab_honest_rate", name, rate),
-            self.mean_row("ab_honest_prob", name, prob),
-        ]
+        coefficients = list(dict.fromkeys(c for _, c in self.members))
+        behaviour = task.item_values(context, coefficients)
+        rows = []
+        for label, coefficient in self.members:
+            values = behaviour[coefficient]
+            rows += [
+                self.mean_row("ab_honest_rate", name, (values > 0).astype(np.float64), label),
+                self.mean_row("ab_honest_prob", name, (values + 1.0) / 2.0, label),
+            ]
+        return rows
 
     def perplexity(self, name: str, texts: Sequence[str]) -> list[SuiteRow]:
         """``perplexity`` on the text set (pooled over tokens)."""
-        nll = token_nll(
+        nll_all = token_nll(
             self.model,
             self.tokenizer,
-            list(texts),
+            self.repeated(texts),
             self.coefficients(len(texts)),
             vector=self.vector,
             spec=self.spec,
             batch_size=max(1, self.suite.batch_size // 2),
             progress=self.progress,
         )
-        sums = np.array([float(t.double().sum()) for t in nll])
-        counts = np.array([float(t.numel()) for t in nll])
-        value = math.exp(float(sums.sum()) / float(counts.sum()))
-        extra = {"tokens": int(counts.sum())}
-        data = np.column_stack([sums, counts])
-        return [
-            suite_row(
-                self.label,
-                "perplexity",
-                name,
-                value,
-                data,
-                pooled_perplexity,
-                self.suite,
-                extra,
+        rows = []
+        for label, nll in self.split(nll_all, len(texts)):
+            sums = np.array([float(t.double().sum()) for t in nll])
+            counts = np.array([float(t.numel()) for t in nll])
+            value = math.exp(float(sums.sum()) / float(counts.sum()))
+            extra = {"tokens": int(counts.sum())}
+            data = np.column_stack([sums, counts])
+            rows.append(
+                suite_row(
+                    label, "perplexity", name, value, data, pooled_perplexity, self.suite, extra
+                )
             )
-        ]
+        return rows
 
     def cosine(self, statements: Sequence[Statement], setup: CosineSetup) -> list[SuiteRow]:
+        """``cosine_statement`` and ``cosine_answer`` of every member (one recording each)."""
+        rows: list[SuiteRow] = []
+        for label, coefficient in self.members:
+            rows += self.member_cosine(label, coefficient, statements, setup)
+        return rows
+
+    def member_cosine(
+        self, label: str, coefficient: float, statements: Sequence[Statement], setup: CosineSetup
+    ) -> list[SuiteRow]:
         """``cosine_statement`` and ``cosine_answer``: over layers, then a row per layer.
 
         Each statement's value at a layer is the mean ``cos(h, v)`` over its own tokens (or
@@ -267,7 +311,7 @@ class SuiteRunner:
         examples = [
             cosine_example(self.tokenizer, templates, s, setup.answer_positions) for s in statements
         ]
-        with self.steering():
+        with self.steering(coefficient):
             by_statement, by_answer = span_cosines(
                 self.model,
                 self.tokenizer,
@@ -276,7 +320,7 @@ class SuiteRunner:
                 setup.layers,
                 batch_size=self.suite.batch_size,
                 progress=self.progress,
-                description=f"{self.label}: cosine",
+                description=f"{label}: cosine",
             )
         rows: list[SuiteRow] = []
         for metric, where, values in (
@@ -287,7 +331,7 @@ class SuiteRunner:
             extra = {"layers": list(setup.layers), "positions": where}
             rows.append(
                 suite_row(
-                    self.label,
+                    label,
                     metric,
                     cosine_dataset(),
                     float(per_statement.mean()),
@@ -300,7 +344,7 @@ class SuiteRunner:
             for k, layer in enumerate(setup.layers):
                 rows.append(
                     suite_row(
-                        self.label,
+                        label,
                         metric,
                         cosine_dataset(layer),
                         float(values[:, k].mean()),
@@ -313,7 +357,11 @@ class SuiteRunner:
         return rows
 
     def run(self, data: SuiteData) -> list[SuiteRow]:
-        """Every metric's rows, in the order of :meth:`SuiteData.keys`."""
+        """Every metric's rows, in the order of :meth:`SuiteData.keys`.
+
+        With siblings, each metric's rows come member by member; group them by their
+        ``model`` label for one entry's rows in that order.
+        """
         rows: list[SuiteRow] = []
         for name, statements in data.facts:
             rows += self.true_false(name, statements)
