@@ -278,6 +278,8 @@ def test_accelerate_cpu_offload_and_dispatch_model(tmp_path: Path) -> None:
         ({"": "meta"}, r"holds no weights"),
         ({"": True}, r"is not a device"),
         ({"": [0]}, r"is not a device"),
+        ({"model.layers.0": -1}, r"'model.layers.0' -> -1: a GPU index is 0 or more"),
+        ({}, r"the device map is empty"),
     ],
 )
 def test_a_bad_device_map_fails_in_one_line(device_map, message) -> None:

@@ -95,6 +95,7 @@ def test_a_bad_value_fails_before_loading(command: str, setup, tmp_path: Path) -
         ('{"model.layers.0": null}', ("expected a JSON object",)),
         ('{"": "nope"}', ("device 'nope' is not a torch device",)),
         ('{"": "meta"}', ("holds no weights",)),
+        ("{}", ("the device map is empty",)),
     ],
 )
 def test_a_bad_map_file_is_one_line(content: str, needles, setup, tmp_path: Path) -> None:

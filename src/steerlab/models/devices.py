@@ -55,11 +55,15 @@ def check_device_map(device_map: str | dict[str, Any] | None) -> None:
     """
     if not isinstance(device_map, dict):
         return
+    if not device_map:
+        raise ModelLoadError('the device map is empty: map module names to devices, e.g. {"": 0}')
     for module, where in device_map.items():
         if where == "disk":
             continue
         if isinstance(where, bool) or not isinstance(where, str | int):
             raise ModelLoadError(f"device map: {module!r} -> {where!r} is not a device")
+        if isinstance(where, int) and where < 0:
+            raise ModelLoadError(f"device map: {module!r} -> {where}: a GPU index is 0 or more")
         try:
             check_device(f"cuda:{where}" if isinstance(where, int) else where)
         except ModelLoadError as err:
