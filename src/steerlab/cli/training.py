@@ -5,11 +5,17 @@ one meaning per flag): ``--train-layers`` is the decoder layers to fine-tune ful
 LoRA) in both; ``tune --rep-layers`` is the layers of the cosine loss. The old spellings
 ``finetune --layers`` (= ``--train-layers``) and ``tune --layers`` (= ``--rep-layers``) still
 work, hidden from the help, with a one-line deprecation notice.
+
+Under ``accelerate launch`` or ``torchrun`` (data parallel) every process runs the command:
+``--batch-size`` is the global batch, each of the N processes takes ``batch-size / N`` of
+it, so the loss curve is that of one process; only the main process prints and writes the
+run folder. ``--device-map`` (model parallel, one process) is refused there.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +23,7 @@ import typer
 
 from steerlab.cli.common import (
     TRAINING_DEFAULTS,
+    DeviceMapOpt,
     DeviceOpt,
     DtypeOpt,
     LayersPathOpt,
@@ -29,9 +36,16 @@ from steerlab.cli.common import (
     deprecated_option,
     friendly_errors,
     model_reference,
+    parse_device_map,
     training_options,
 )
 from steerlab.errors import SpecError
+
+_SEVERAL_PROCESSES = (
+    "\n\nUnder accelerate launch or torchrun (N processes, data parallel) --batch-size is "
+    "the global batch: each process takes batch-size/N (a multiple of N), so the loss curve "
+    "is the one of a single process with the same options."
+)
 
 
 @friendly_errors
@@ -60,6 +74,7 @@ def finetune(
     ] = None,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
+    device_map: DeviceMapOpt = None,
     layers_path: LayersPathOpt = None,
 ) -> None:
     """Fine-tune a model on chats (loss on assistant replies only): LoRA or some layers."""
@@ -74,9 +89,10 @@ def finetune(
     training = dataclasses.replace(training, train_layers=train_layers)
     config = training.finetune_config(merge=merge)  # bad values fail before anything loads
     training.check()
+    placement = _placement(device, device_map, training.batch_size)
     check_output(output, folder=True)
     chats = load_chats(data, limit=training.limit)  # bad data fails before the model loads
-    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    loaded, tokenizer = load_model(model, dtype=dtype, **placement)
     if training.train_layers is not None:
         chosen = find_layers(loaded, layers_path).resolve(training.train_layers)
         config = training.finetune_config(merge=merge, full_finetune_layers=tuple(chosen))
@@ -91,6 +107,8 @@ def finetune(
         base_model=model_reference(model),
         layers_path=layers_path,
     )
+    if not _is_main_process():
+        return
     how = (
         f"layers {','.join(map(str, result.trained_layers))}"
         if result.trained_layers
@@ -173,6 +191,7 @@ def tune(
     ] = None,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
+    device_map: DeviceMapOpt = None,
     layers_path: LayersPathOpt = None,
 ) -> None:
     """Representation tuning: fine-tune with token loss + λ·(1 - cos(activation, ±vector))."""
@@ -189,6 +208,7 @@ def tune(
     check_number(rep_weight, "--rep-weight")
     config = training.finetune_config(merge=True)  # tune always writes a plain checkpoint
     training.check()
+    placement = _placement(device, device_map, training.batch_size)
     check_output(output, folder=True)
     # Everything that can be checked without the model fails before it loads.
     target = SteeringVector.load(vector)
@@ -210,7 +230,7 @@ def tune(
         include_held_out=include_held_out,
         limit=training.limit,
     )
-    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    loaded, tokenizer = load_model(model, dtype=dtype, **placement)
     check_vector_fits(target, vector, loaded)
     layer_map = find_layers(loaded, layers_path)
     chosen = tuple(layer_map.resolve(rep_layers)) if rep_layers is not None else target.layers
@@ -222,7 +242,8 @@ def tune(
     if training.train_layers is not None:
         trained = tuple(layer_map.resolve(training.train_layers))
         config = training.finetune_config(merge=True, full_finetune_layers=trained)
-    console.print(f"training data: {tuning_data.describe()}", highlight=False)
+    if _is_main_process():
+        console.print(f"training data: {tuning_data.describe()}", highlight=False)
     result = run_tune(
         loaded,
         tokenizer,
@@ -236,7 +257,57 @@ def tune(
         base_model=model_reference(model),
         layers_path=layers_path,
     )
-    print_tune_summary(result, read_loss_log(result.loss_log), output)
+    if _is_main_process():
+        print_tune_summary(result, read_loss_log(result.loss_log), output)
+
+
+# The docstrings are the commands' help; the note on several processes joins both.
+finetune.__doc__ = (finetune.__doc__ or "") + _SEVERAL_PROCESSES
+tune.__doc__ = (tune.__doc__ or "") + _SEVERAL_PROCESSES
+
+
+def _launcher_world_size() -> int:
+    """Processes started by accelerate launch / torchrun (``WORLD_SIZE``), else 1."""
+    try:
+        return max(int(os.environ.get("WORLD_SIZE", "1")), 1)
+    except ValueError:
+        return 1
+
+
+def _is_main_process() -> bool:
+    """Whether this process prints (rank 0 of a launcher's group, or a lone process)."""
+    return _launcher_world_size() == 1 or os.environ.get("RANK", "0") == "0"
+
+
+def _placement(device: str | None, device_map: str | None, batch_size: int) -> dict[str, Any]:
+    """``load_model``'s ``device`` / ``device_map`` for this process; refuses what cannot run.
+
+    With several processes (data parallel) each one loads its model on its own GPU
+    (``cuda:LOCAL_RANK``) unless ``--device`` says otherwise; a device map (model parallel,
+    one process spreading the model over several devices) is refused there, and so is a
+    ``--batch-size`` that the processes cannot share equally.
+    """
+    world = _launcher_world_size()
+    parsed = parse_device_map(device_map)
+    if world > 1:
+        if parsed is not None:
+            raise SpecError(
+                f"--device-map spreads one model over devices in one process; with {world} "
+                "processes (data parallel) leave it out"
+            )
+        if batch_size % world:
+            raise SpecError(
+                f"--batch-size {batch_size} is the global batch and does not split among "
+                f"{world} processes; use a multiple of {world}"
+            )
+        if device is None:
+            import torch
+
+            if torch.cuda.is_available():
+                device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    if parsed is not None:
+        return {"device_map": parsed}
+    return {"device": device}
 
 
 def parse_layer_weights(text: str | None, n_layers: int) -> tuple[float, ...] | None:

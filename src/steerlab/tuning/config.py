@@ -44,7 +44,11 @@ class FinetuneConfig:
         epochs: passes over the data (ignored when ``max_steps`` is set).
         max_steps: optimiser steps in total (across resumptions); None: from ``epochs``.
         learning_rate: peak learning rate.
-        batch_size: examples per device per forward pass.
+        batch_size: examples per forward pass, in all: the global batch. Under
+            ``accelerate launch`` or ``torchrun`` with N processes each takes
+            ``batch_size / N`` of them (must divide), so the loss curve is that of one
+            process with the same settings. The examples per optimiser step are
+            ``batch_size * gradient_accumulation``.
         gradient_accumulation: forward passes per optimiser step.
         max_length: tokens per example at most (longer chats are cut on the right).
         seed: seed of the LoRA initialisation, data order and eval split.

@@ -3,8 +3,11 @@
 :func:`finetune` is plain SFT with an assistant-only loss. It runs a
 :class:`~steerlab.tuning.trainer.SteerlabTrainer` (a :class:`transformers.Trainer`), so
 ``accelerate launch``, DeepSpeed and FSDP work unchanged, checkpoints every ``save_steps``
-and resumes from the last checkpoint in the output folder. Subclasses of the trainer add
-loss terms (representation tuning adds a cosine loss on activations).
+and resumes from the last checkpoint in the output folder. Under ``accelerate launch`` or
+``torchrun`` the config's ``batch_size`` is the global batch (each of N processes takes
+``batch_size / N``), so N processes give the loss curve of one; only the main process
+writes the run folder's files, and every process returns once they are written.
+Subclasses of the trainer add loss terms (representation tuning adds a cosine loss on activations).
 
 The output folder (a "run folder", see :mod:`steerlab.tuning.runs`) holds::
 
@@ -180,8 +183,12 @@ def _save_final(
     )
     # save_model must run on every process (DeepSpeed/FSDP gather the weights there).
     trainer.save_model(str(tmp) if tmp is not None else str(folder / ".final.unused"))
-    if tmp is None:
-        return model, (folder if lora else None), None
+    merging = lora and config.merge
+    if tmp is None:  # another process: the same model and paths, nothing written
+        if merging:
+            model = trainer.accelerator.unwrap_model(model).merge_and_unload()
+        merged = folder / MERGED_DIR if merging else (None if lora else folder)
+        return model, (folder if lora else None), merged
     try:
         stale = _MODEL_FILES if lora else _ADAPTER_FILES
         for name in stale:
@@ -193,7 +200,7 @@ def _save_final(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     merged_dir: Path | None = None
-    if lora and config.merge:
+    if merging:
         unwrapped = trainer.accelerator.unwrap_model(model)
         merged = unwrapped.merge_and_unload()
         tmp_merged = Path(tempfile.mkdtemp(prefix=f".{MERGED_DIR}.", dir=folder))
@@ -211,6 +218,24 @@ def _save_final(
         if not lora:
             merged_dir = folder  # the run folder itself is a plain transformers checkpoint
     return model, (folder if lora else None), merged_dir
+
+
+def _check_batch_divides(config: FinetuneConfig, args: Any) -> None:
+    """Refuse a global batch that the processes cannot share equally.
+
+    ``batch_size`` is the global batch of one forward pass: with ``N`` processes
+    (``accelerate launch``, ``torchrun``) each takes ``batch_size / N`` examples of it, so
+    that the same settings give the same loss curve whatever ``N``.
+
+    Raises:
+        SpecError: ``batch_size`` is not a multiple of the number of processes.
+    """
+    world = int(getattr(args, "world_size", 1) or 1)
+    if world > 1 and config.batch_size % world:
+        raise SpecError(
+            f"batch_size {config.batch_size} is the global batch and does not split among "
+            f"{world} processes; use a multiple of {world}"
+        )
 
 
 def _as_chats(chats: Sequence[Sequence[Mapping[str, str]]] | str | os.PathLike[str]) -> list[Chat]:
@@ -258,8 +283,11 @@ def finetune(
     """Fine-tune ``model`` on chats (loss on assistant tokens only), LoRA or selected layers.
 
     ``model`` is changed in place: LoRA layers are injected into it (as peft does), or the
-    selected layers' weights are trained. Run it under ``accelerate launch`` for several
-    GPUs, DeepSpeed or FSDP; nothing changes here.
+    selected layers' weights are trained. Run it under ``accelerate launch`` or
+    ``torchrun`` for several processes (data parallel; ``config.batch_size`` stays the
+    global batch), DeepSpeed or FSDP; nothing else changes. Every process calls it with the
+    same arguments; the main process writes the run folder, and all return the same result
+    once it is written.
 
     Args:
         model: the base causal LM (e.g. from :func:`steerlab.load_model`).
@@ -300,11 +328,20 @@ def finetune(
 
     folder.mkdir(parents=True, exist_ok=True)
     check_output_dir(folder)
-    remove_stale_temporaries(folder, (".final.", f".{MERGED_DIR}."))
+    # Building the arguments joins the process group under accelerate launch / torchrun.
+    args = training_arguments(
+        config, folder, progress=progress, evaluate=eval_data is not None, overrides=training_args
+    )
+    _check_batch_divides(config, args)
+    main_process = args.process_index == 0
+    # Every process reads the same folder; only the main one tidies it (nothing it removes
+    # here is what the others read: stale temporaries, or checkpoints when not resuming).
     checkpoint = last_checkpoint(folder) if resume else None
-    if not resume:
-        for old in checkpoints(folder):
-            shutil.rmtree(old, ignore_errors=True)
+    if main_process:
+        remove_stale_temporaries(folder, (".final.", f".{MERGED_DIR}."))
+        if not resume:
+            for old in checkpoints(folder):
+                shutil.rmtree(old, ignore_errors=True)
 
     set_seed(config.seed)
     trainable, targets, layers = prepare_model(model, config, base, layers_path)
@@ -331,9 +368,6 @@ def finetune(
         check_resumable(folder, record)
         record["resumed_from"] = checkpoint.name
 
-    args = training_arguments(
-        config, folder, progress=progress, evaluate=eval_data is not None, overrides=training_args
-    )
     loss_log = folder / LOSS_LOG_FILE
     callbacks: list[TrainerCallback] = [LossLogCallback(loss_log)]
     if config.early_stopping_patience is not None:
@@ -350,8 +384,8 @@ def finetune(
         callbacks=callbacks,
         **dict(trainer_kwargs or {}),
     )
-    if not progress:
-        trainer.remove_callback(PrinterCallback)
+    if not progress or not trainer.is_world_process_zero():
+        trainer.remove_callback(PrinterCallback)  # one process prints the log lines
     provenance = folder / PROVENANCE_FILE
     if trainer.is_world_process_zero():
         write_record(provenance, record)
@@ -401,6 +435,8 @@ def finetune(
             }
         )
         write_record(provenance, record)
+    # Every process returns once the run folder is complete (a caller may load it next).
+    trainer.accelerator.wait_for_everyone()
     return FinetuneResult(
         model=final_model,
         output_dir=folder,

@@ -158,7 +158,12 @@ def training_arguments(
     evaluate: bool = False,
     overrides: Mapping[str, Any] | None = None,
 ) -> TrainingArguments:
-    """The ``TrainingArguments`` of a fine-tune (``overrides`` win, e.g. ``bf16=True``)."""
+    """The ``TrainingArguments`` of a fine-tune (``overrides`` win, e.g. ``bf16=True``).
+
+    ``config.batch_size`` is the global batch of a forward pass: with several processes
+    accelerate splits each batch among them (``split_batches``), so each process gets
+    ``batch_size / N`` examples (:func:`~steerlab.tuning.finetune` checks that it divides).
+    """
     accelerator = torch.cuda.is_available() or (
         hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
     )
@@ -183,6 +188,10 @@ def training_arguments(
         "warmup_steps": config.warmup_steps,
         "weight_decay": config.weight_decay,
         "eval_strategy": "steps" if evaluate else "no",
+        # batch_size is the global batch: under accelerate launch / torchrun each of N
+        # processes takes its 1/N slice of the same batch a single process would see, so
+        # the loss curve does not depend on N (see FinetuneConfig.batch_size).
+        "accelerator_config": {"split_batches": True},
     }
     if evaluate:
         kwargs["eval_steps"] = config.save_steps

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -288,6 +289,36 @@ class RepresentationTrainer(SteerlabTrainer):
         self.targets = {layer: targets[layer].detach() for layer in representation.layers}
         self.layers_path = layers_path
         self._blocks_cache: tuple[int, tuple[nn.Module, ...]] | None = None
+        if not representation.token_loss:
+            self._freeze_after_deepest()
+
+    def _freeze_after_deepest(self) -> None:
+        """Representation-only: nothing after the deepest cosine layer gets a gradient, so
+        do not train it (its LoRA adapters or layers, the output head). The result is what
+        it was without freezing; under DDP, which needs every trained parameter to get a
+        gradient each step, this is what lets the run work."""
+        assert self.model is not None
+        deepest = max(self.representation.layers)
+        blocks = self._blocks(self.model)
+        later: list[nn.Module] = list(blocks[deepest + 1 :])
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        head = (
+            unwrapped.get_output_embeddings()
+            if hasattr(unwrapped, "get_output_embeddings")
+            else None
+        )
+        if isinstance(head, nn.Module):
+            later.append(head)
+        frozen = [p for module in later for p in module.parameters() if p.requires_grad]
+        for parameter in frozen:
+            parameter.requires_grad_(False)
+        if frozen:
+            logger.info(
+                "representation-only: %d trainable tensors after layer %d frozen (no gradient "
+                "reaches them)",
+                len(frozen),
+                deepest,
+            )
 
     # -- capture ---------------------------------------------------------------------------
     def _blocks(self, model: nn.Module) -> tuple[nn.Module, ...]:
@@ -332,13 +363,33 @@ class RepresentationTrainer(SteerlabTrainer):
         if attention is None:
             attention = torch.ones_like(ids)
         mask = position_mask(attention, inputs.get("labels"), self.representation.positions)
-        return cosine_loss(
+        loss = cosine_loss(
             {layer: captured[layer] for layer in self.representation.layers},
             self.targets,
             mask,
             sign=self.representation.sign,
             layer_weights=self.representation.weights,
         )
+        return self._share_of_global_mean(loss, mask)
+
+    def _share_of_global_mean(self, loss: Tensor, mask: Tensor) -> Tensor:
+        """This process's part of the mean over the positions of *all* processes.
+
+        ``loss`` is a mean over this process's masked positions. Data-parallel training
+        averages the processes' gradients, and the cross-entropy is already normalised
+        over every process's tokens; for the cosine term to be the mean over the whole
+        global batch (as in one process, not a mean of per-process means) it is scaled by
+        ``N * local positions / all positions``. One process: unchanged.
+        """
+        world = int(self.accelerator.num_processes)
+        if world <= 1:
+            return loss
+        count = mask.sum().to(device=self.args.device, dtype=torch.float64)
+        total = self.accelerator.reduce(count.clone(), reduction="sum")
+        if not float(total) > 0:
+            return loss
+        scale = float(count) * world / float(total)
+        return loss * scale
 
     def _log_rep(self, model: nn.Module, rep: Tensor, term: Tensor | float) -> None:
         if model.training:
@@ -393,8 +444,16 @@ class RepresentationTrainer(SteerlabTrainer):
         num_items_in_batch: torch.Tensor | int | None,
     ) -> Tensor | tuple[Tensor, Any]:
         forward_inputs = {key: value for key, value in inputs.items() if key != "labels"}
-        with self._capture(model, stop=True) as captured, contextlib.suppress(StopForward):
-            model(**forward_inputs)
+        unwrapped = self.accelerator.unwrap_model(model)
+        if unwrapped is model:  # one process: stop after the deepest layer
+            with self._capture(model, stop=True) as captured, contextlib.suppress(StopForward):
+                model(**forward_inputs)
+        else:
+            # A data-parallel wrapper (DDP) syncs gradients only after a forward that returns:
+            # run to the end. The later layers are frozen (backward stops at the deepest
+            # chosen layer); compute the logits of one position when the model allows.
+            with self._capture(model, stop=False) as captured:
+                model(**forward_inputs, **_few_logits(unwrapped))
         rep = self._rep_loss(inputs, captured)
         weight = float(self.representation.rep_weight)
         term = weight * rep
@@ -403,6 +462,17 @@ class RepresentationTrainer(SteerlabTrainer):
         loss = term / self.accumulation_divisor(num_items_in_batch)
         outputs = CausalLMOutputWithPast(loss=loss)
         return (loss, outputs) if return_outputs else loss
+
+
+def _few_logits(model: nn.Module) -> dict[str, Any]:
+    """``{"logits_to_keep": 1}`` when the (base) model's forward takes it, else nothing."""
+    get_base = getattr(model, "get_base_model", None)
+    base = get_base() if callable(get_base) else model
+    try:
+        parameters = inspect.signature(base.forward).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
 
 
 # --------------------------------------------------------------------------- tune

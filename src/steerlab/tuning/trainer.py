@@ -133,7 +133,8 @@ class SteerlabTrainer(Trainer):
             for name, term in extras.items():
                 if model.training:
                     self.log_component(name, term)
-                loss = loss + term / steps
+                # With a device map the term may sit on another device than the loss.
+                loss = loss + term.to(loss.device) / steps
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
