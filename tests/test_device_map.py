@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import torch
 from accelerate import cpu_offload, dispatch_model
+from accelerate.hooks import AlignDevicesHook, add_hook_to_module
 from peft import LoraConfig, get_peft_model
 
 import steerlab as sl
@@ -269,6 +270,19 @@ def test_accelerate_cpu_offload_and_dispatch_model(tmp_path: Path) -> None:
         assert model_device(model) == torch.device("cpu")
         assert same(steered_logits(model, tokenizer, vector, 0.5), expected)
         assert same(sl.record(model, tokenizer, INPUTS, "all", "mean"), activations)
+
+
+def test_model_device_asks_the_hook_of_a_module_holding_the_embeddings() -> None:
+    model, _ = make_model("llama", layers=2, hidden=32)
+    model.get_input_embeddings().to("meta")  # offloaded, and no hook of its own
+    assert model_device(model) == torch.device("cpu")  # the first weight that is not offloaded
+    add_hook_to_module(model.model, AlignDevicesHook(execution_device=torch.device("meta")))
+    assert model_device(model) == torch.device("meta")  # the containing module's hook says
+    # (Set by hand: attaching a hook would try to move the weightless embeddings.)
+    model.get_input_embeddings()._hf_hook = AlignDevicesHook(execution_device=torch.device("cpu"))
+    assert model_device(model) == torch.device("cpu")  # the embeddings' own hook comes first
+    bare = torch.nn.Linear(2, 2, device="meta")
+    assert model_device(bare) == torch.device("cpu")  # nothing anywhere: the CPU
 
 
 @pytest.mark.parametrize(

@@ -87,12 +87,23 @@ def _execution_device(module: torch.nn.Module) -> torch.device | None:
     return None
 
 
+def _with_ancestors(model: torch.nn.Module, module: torch.nn.Module) -> list[torch.nn.Module]:
+    """``module``, then each module that contains it, up to ``model`` itself."""
+    name = next((n for n, m in model.named_modules() if m is module), None)
+    if name is None:
+        return [module, model]
+    parts = name.split(".") if name else []
+    return [model.get_submodule(".".join(parts[:i])) for i in range(len(parts), -1, -1)]
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     """Device of the model's input embeddings (where input ids must go).
 
     With a device map (model parallel, :func:`load_model`'s ``device_map``) this is the
     embedding layer's execution device, never ``meta``: an offloaded embedding layer's
     weights sit on the ``meta`` device until accelerate loads them for its forward pass.
+    Looked up in order: the embeddings' own accelerate hook, their weight (when it is not
+    offloaded), the hook of a module containing them, any weight that is not offloaded.
     """
     getter = getattr(model, "get_input_embeddings", None)
     embeddings = getter() if callable(getter) else None
@@ -103,9 +114,14 @@ def model_device(model: torch.nn.Module) -> torch.device:
         weight = getattr(embeddings, "weight", None)
         if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
             return weight.device
-    execution = _execution_device(model)
-    if execution is not None:
-        return execution
+        for container in _with_ancestors(model, embeddings)[1:]:
+            execution = _execution_device(container)
+            if execution is not None:
+                return execution
+    else:
+        execution = _execution_device(model)
+        if execution is not None:
+            return execution
     for parameter in model.parameters():
         if parameter.device.type != "meta":
             return parameter.device
