@@ -1,6 +1,7 @@
 """Model parallel on the CPU: a model whose layers accelerate dispatches (some offloaded to
 disk or to the CPU, their weights on the ``meta`` device until their layer runs) steers,
-records, extracts, generates, sweeps and calibrates exactly as the same model loaded whole.
+records, extracts, generates, sweeps, calibrates and serves exactly as the same model loaded
+whole.
 
 A CPU-only machine has one device, so these maps split the layers between "run in place"
 and "offloaded": that is what exercises accelerate's dispatch (its hooks move weights and
@@ -10,6 +11,7 @@ tensors around each module's forward) without a GPU.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from peft import LoraConfig, get_peft_model
 
 import steerlab as sl
 from conftest import ARCHITECTURES, make_model
+from steerlab.chat import format_chat, messages_for
 from steerlab.data.evalsets import ABItem, MultipleChoiceItem
 from steerlab.data.pairs import builtin_pairs
 from steerlab.errors import ModelLoadError
@@ -30,6 +33,9 @@ from steerlab.hooks import StopForward, hook_count, hooked
 from steerlab.layers import find_layers
 from steerlab.models import load_model, model_device, peft_wrapping
 from steerlab.models.devices import check_device_map, offloaded_parameters
+from steerlab.serve.config import ServeConfig
+from steerlab.serve.engine import BatchEngine, Row, RowSteering, Ticket
+from steerlab.serve.protocol import Sampling
 from steerlab.vector import SteeringVector
 
 PROMPTS = ["Tell me about your day.", "What is the capital of France?"]
@@ -346,4 +352,38 @@ def test_the_embedded_model_half_offloaded_steers_as_whole() -> None:
         for model in (whole, mapped)
     ]  # fmt: skip
     assert texts[1] == texts[0]
+    assert hook_count(mapped) == 0
+
+
+def test_the_serving_engine_batches_a_device_mapped_model(pair) -> None:
+    whole, mapped, tokenizer, vector = pair
+    coefficients = [-2.0, 0.0, 2.0]
+    tokens: dict[int, list[int]] = {}
+    done = threading.Event()
+
+    def emit(event: tuple) -> None:
+        if event[0] == "finish":
+            tokens[event[1]] = event[3]
+        elif event[0] != "delta":
+            done.set()  # an error: the assertion below shows it
+        if len(tokens) == len(coefficients):
+            done.set()
+
+    ticket = Ticket(emit)
+    ids = tokenizer(format_chat(tokenizer, messages_for(PROMPTS[0])), add_special_tokens=False)
+    steering = [RowSteering("v", c, (1, 2), "add", "all", "unit") for c in coefficients]
+    rows = [
+        Row(list(ids["input_ids"]), (s,), Sampling(6, 0.0, 1.0, 7, ()), i, ticket)
+        for i, s in enumerate(steering)
+    ]
+    engine = BatchEngine(mapped, tokenizer, {"v": vector}, ServeConfig(batch_window_ms=200))
+    try:
+        engine.submit(rows)
+        assert done.wait(60)
+    finally:
+        engine.close()
+    expected = sl.generate(whole, tokenizer, PROMPTS[:1], vector, coefficients, layers=[1, 2],
+                           scale="unit", max_new_tokens=6)  # fmt: skip
+    texts = [tokenizer.decode(tokens[i], skip_special_tokens=True).strip() for i in range(3)]
+    assert texts == [g.text for g in expected]
     assert hook_count(mapped) == 0
