@@ -134,3 +134,18 @@ def test_fold_refuses_offloaded_weights(setup, tmp_path: Path) -> None:
     result = invoke([*commands(setup, out)["fold"], "--device-map", str(setup["split"])])
     assert_one_line_error(result, "--device-map offloads", "folding edits every weight")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["diff", "dataset qa"])
+def test_a_split_map_writes_the_same_file(command: str, setup, tmp_path: Path) -> None:
+    suffix = ".safetensors" if command == "diff" else ".jsonl"
+    outputs = [tmp_path / f"whole{suffix}", tmp_path / f"mapped{suffix}"]
+    for out, extra in zip(outputs, ([], ["--device-map", str(setup["split"])]), strict=True):
+        result = invoke([*commands(setup, out)[command], *extra])
+        assert result.exit_code == 0, result.output
+    if command == "diff":
+        whole, mapped = (SteeringVector.load(path) for path in outputs)
+        for layer, direction in whole.directions.items():
+            assert (mapped.directions[layer] - direction).abs().max() < 1e-5
+    else:
+        assert outputs[1].read_text() == outputs[0].read_text()
