@@ -336,6 +336,8 @@ def eval_models(
     seed: Annotated[int, typer.Option(help="Random seed of the bootstrap.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Rows per forward pass.")] = 16,
     resume: Annotated[bool, typer.Option(help="Skip models already evaluated in OUTPUT.")] = True,
+    device: DeviceOpt = None,
+    device_map: DeviceMapOpt = None,
 ) -> None:
     """Compare models (and online steering) on the honesty suite, with 95% bootstrap CIs."""
     from steerlab.evaluate import (
@@ -355,6 +357,8 @@ def eval_models(
     check_count(bootstrap, "--bootstrap")
     check_count(batch_size, "--batch-size")
     check_output(output, folder=True)
+    chosen_map = parse_device_map(device_map)
+    main = distributed.is_main_process()
     entries = parse_models(models, steered or [])
     target = SteeringVector.load(vector) if vector is not None else None
     target_path = str(vector) if vector is not None else None
@@ -384,14 +388,25 @@ def eval_models(
     found = find_data_dir(str(data_dir) if data_dir is not None else None)
     if found is not None:
         config = HonestySuite.from_data_dir(found, **settings)
-        console.print(f"evaluation data: {found}", highlight=False)
+        if main:
+            console.print(f"evaluation data: {found}", highlight=False)
     else:
         config = HonestySuite(**settings)
-    if config.truthfulqa is None:
+    if config.truthfulqa is None and main:
         console.print("TruthfulQA: skipped (no --truthfulqa file or data folder)")
-    if target is None:
+    if target is None and main:
         console.print("cosine to the target vector: skipped (no --vector or --steered)")
-    result = evaluate_models(entries, output, config, progress=True, resume=resume)
+    result = evaluate_models(
+        entries,
+        output,
+        config,
+        progress=main,
+        resume=resume,
+        device=device,  # None: each process's own (steerlab.distributed.default_device)
+        device_map=chosen_map,
+    )
+    if not main:
+        return
     console.print(result.table())
     for line in result.data_summary():
         console.print(line, highlight=False)

@@ -20,6 +20,11 @@ catches the gibberish case. It is a proxy: use an LLM judge
 
 The rows and their renderings are :mod:`~steerlab.evaluate.matrix_result`'s; this module holds
 the grid (:class:`MatrixSettings`) and runs it (:func:`steering_matrix`).
+
+Under ``accelerate launch`` / ``torchrun`` (:mod:`steerlab.distributed`) each process generates
+every ``world``-th condition still to do into its own part of the generation cache
+(``generations.part1.jsonl``); the main process merges them, scores every output and writes
+the same files as one process. A rerun counts every part's generations as done.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any
 from torch import nn
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from steerlab import distributed
 from steerlab.chat import format_chat, messages_for
 from steerlab.errors import DataError, SpecError
 from steerlab.evaluate.jsonl import read_rows, write_lines
@@ -152,7 +158,8 @@ def _check_or_write_config(out: Path, config: dict[str, Any]) -> None:
     """Refuse to resume a matrix made with other settings; record them on a fresh start.
 
     The grid and the prompts may change between runs (new conditions are generated, the
-    others reused); the model, the vectors and the generation settings may not.
+    others reused); the model, the vectors and the generation settings may not. Every
+    process checks; only the main one writes.
     """
     path = out / MATRIX_CONFIG
     if path.is_file():
@@ -172,10 +179,35 @@ def _check_or_write_config(out: Path, config: dict[str, Any]) -> None:
                 "use another output folder"
             )
         return
+    if not distributed.is_main_process():
+        return
     out.mkdir(parents=True, exist_ok=True)
     provenance = {"library_version": library_version(), "git_revision": git_revision()}
     with atomic_write(path) as handle:
         json.dump({**config, "provenance": provenance}, handle, indent=2, sort_keys=True)
+
+
+def _scorer_name(scorer: object) -> str:
+    """What a result names its scorer: its ``name``, else its class's."""
+    return str(getattr(scorer, "name", type(scorer).__name__))
+
+
+GENERATIONS = "generations.jsonl"
+"""The generation cache: one ``{"key": [...], "response": "..."}`` line per output."""
+
+
+def _read_generations(path: Path) -> list[tuple[tuple[Any, ...], str]]:
+    return read_rows(path, _generation_record)
+
+
+def _write_generations(
+    path: Path, generations: Mapping[tuple[Any, ...], str], unit_keys: Sequence[Sequence[Any]]
+) -> None:
+    """The cache in one order, whoever generated what: the grid's keys, then any others."""
+    ordered = [k for keys in unit_keys for k in keys if k in generations]
+    listed = set(ordered)
+    ordered += [k for k in generations if k not in listed]
+    write_lines(path, (json.dumps({"key": list(k), "response": generations[k]}) for k in ordered))
 
 
 def steering_matrix(
@@ -198,11 +230,13 @@ def steering_matrix(
         settings: the grid; defaults reach degraded outputs.
         scorer: scores outputs +1 (behaviour, e.g. deceptive) / -1; default
             :class:`AnswerChangeScorer` against the unsteered outputs.
-        output_dir: write results there; a re-run resumes finished conditions.
-        progress: show progress.
+        output_dir: write results there; a re-run resumes finished conditions (needed
+            when the work is spread over processes).
+        progress: show progress (on the main process only).
 
     Returns:
-        The :class:`MatrixResult` (also saved when ``output_dir`` is given).
+        The :class:`MatrixResult` (also saved when ``output_dir`` is given). Under a launcher,
+        only the main process scores: the others return a result without rows.
     """
     settings = settings or MatrixSettings()
     if not vectors:
@@ -214,13 +248,17 @@ def steering_matrix(
     if not 0 <= single < n_layers:
         raise SpecError(f"single layer {single} is out of range (0..{n_layers - 1})")
     out = Path(output_dir) if output_dir is not None else None
-    cache = out / "generations.jsonl" if out is not None else None
-    if out is not None:
-        _check_or_write_config(out, _generation_config(model, vectors, settings, single))
-        remove_stale_temporaries(out)
+    world, main = distributed.world_size(), distributed.is_main_process()
+    if world > 1 and out is None:
+        raise SpecError(f"a steering matrix spread over {world} processes needs an output folder")
+    cache = out / GENERATIONS if out is not None else None
     done: dict[tuple[Any, ...], str] = {}
-    if cache is not None and cache.is_file():
-        done = dict(read_rows(cache, _generation_record))
+    if out is not None and cache is not None:
+        _check_or_write_config(out, _generation_config(model, vectors, settings, single))
+        if main:
+            remove_stale_temporaries(out)
+        # Every process's generations of an earlier run count as done (a killed one's too).
+        done = dict(distributed.read_with_parts(cache, _read_generations))
 
     # Units of work: one batched generate each.
     units: list[tuple[str, str, str, str, list[float]]] = [("-", "none", "-", "-", [0.0])]
@@ -235,32 +273,56 @@ def steering_matrix(
                 units.append((name, "add_subtract", norm, mode, grid + [-c for c in grid]))
             if settings.ablate:
                 units.append((name, "ablate", "-", mode, [1.0]))
+    unit_keys = [
+        [(name, kind, norm, mode, c, p) for c in coefficients for p in prompts]
+        for name, kind, norm, mode, coefficients in units
+    ]
+    todo = [u for u, keys in zip(units, unit_keys, strict=True) if not all(k in done for k in keys)]
+    # Every process has read the same files: only now may parts change.
+    distributed.barrier()
+    part = distributed.part_path(cache) if cache is not None and world > 1 else None
+    mine: dict[tuple[Any, ...], str] = (
+        dict(_read_generations(part)) if part is not None and part.is_file() else {}
+    )
+    share = distributed.share(todo)
+    for name, kind, norm, mode, coefficients in track(
+        share, "steering matrix", enabled=progress and main
+    ):
+        vector = vectors.get(name)
+        results = generate(
+            model,
+            tokenizer,
+            list(prompts),
+            vector,
+            coefficients,
+            layers=None if vector is None else ([single] if mode == "single" else "all"),
+            operator="ablate" if kind == "ablate" else "add",
+            scale="norm" if norm == "normalized" else "vector",
+            max_new_tokens=settings.max_new_tokens,
+            batch_size=settings.batch_size,
+            seed=settings.seed,
+        )
+        new = {(name, kind, norm, mode, g.coefficient, g.prompt): g.text for g in results}
+        if vector is None:
+            new = {(name, kind, norm, mode, 0.0, g.prompt): g.text for g in results}
+        done.update(new)
+        if part is not None:
+            mine.update(new)
+            _write_generations(part, mine, unit_keys)
+        elif cache is not None:
+            _write_generations(cache, done, unit_keys)
+    if cache is not None:
+        if world > 1:
+            distributed.barrier()  # every process's part is complete
+            done = dict(distributed.read_with_parts(cache, _read_generations))
+            distributed.barrier()  # every process has read the parts before they go
+        if not main:
+            name = AnswerChangeScorer.name if scorer is None else _scorer_name(scorer)
+            return MatrixResult([], name)  # the main process scores and saves
+        _write_generations(cache, done, unit_keys)
+        distributed.remove_parts(cache)
     generations: list[tuple[str, str, str, str, float, str, str]] = []
-    for name, kind, norm, mode, coefficients in track(units, "steering matrix", enabled=progress):
-        keys = [(name, kind, norm, mode, c, p) for c in coefficients for p in prompts]
-        if not all(k in done for k in keys):
-            vector = vectors.get(name)
-            results = generate(
-                model,
-                tokenizer,
-                list(prompts),
-                vector,
-                coefficients,
-                layers=None if vector is None else ([single] if mode == "single" else "all"),
-                operator="ablate" if kind == "ablate" else "add",
-                scale="norm" if norm == "normalized" else "vector",
-                max_new_tokens=settings.max_new_tokens,
-                batch_size=settings.batch_size,
-                seed=settings.seed,
-            )
-            new = {(name, kind, norm, mode, g.coefficient, g.prompt): g.text for g in results}
-            if vector is None:
-                new = {(name, kind, norm, mode, 0.0, g.prompt): g.text for g in results}
-            done.update(new)
-            if cache is not None:
-                write_lines(
-                    cache, (json.dumps({"key": list(k), "response": v}) for k, v in done.items())
-                )
+    for (name, kind, norm, mode, _), keys in zip(units, unit_keys, strict=True):
         for key in keys:
             c = key[4]
             operator = (
@@ -299,7 +361,7 @@ def steering_matrix(
         MatrixRow(g[0], g[1], g[2], g[3], float(g[4]), g[5], g[6], s, math.exp(-lp / max(n, 1)))
         for g, s, (lp, n) in zip(generations, scores, scored, strict=True)
     ]
-    result = MatrixResult(rows, getattr(judge, "name", type(judge).__name__))
+    result = MatrixResult(rows, _scorer_name(judge))
     if out is not None:
         result.save(out)
     return result

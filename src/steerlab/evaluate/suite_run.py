@@ -8,6 +8,11 @@ atomically after each model), with ``suite.json``, ``table.csv``, ``table.md`` a
 ``bars.png`` / ``bars.svg`` (:class:`~steerlab.evaluate.suite_result.SuiteResult`). A re-run
 with the same settings skips models whose rows are all there, without loading them; the final
 files equal those of an uninterrupted run.
+
+Under ``accelerate launch`` / ``torchrun`` (:mod:`steerlab.distributed`) each process measures
+every ``world``-th model still to do, on its own device, writing its rows to its own part file
+(``results.part1.jsonl``); the main process merges them and writes the same files as one
+process. A rerun counts the rows of every part file as done.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 from torch import nn
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from steerlab import distributed
 from steerlab.errors import SpecError
 from steerlab.evaluate.jsonl import read_rows, write_rows
 from steerlab.evaluate.model_specs import EvalModel, check_sources, model_entries
@@ -78,6 +84,8 @@ def evaluate_models(
     *,
     progress: bool = True,
     resume: bool = True,
+    device: str | None = None,
+    device_map: str | dict[str, Any] | None = None,
 ) -> SuiteResult:
     """Run the suite on every model; write and resume ``output_dir``.
 
@@ -92,6 +100,10 @@ def evaluate_models(
         progress: show progress bars.
         resume: skip models whose rows are all in ``output_dir`` (not even loading them);
             False starts afresh.
+        device: where the models given as sources load (default: the loader's, or this
+            process's own device under a launcher: :func:`steerlab.distributed.default_device`).
+        device_map: spread each loaded model over devices (see
+            :func:`steerlab.models.load_model`); overrides ``device``.
 
     Returns:
         The :class:`SuiteResult`, models in the given order.
@@ -116,6 +128,10 @@ def evaluate_models(
         "provenance": {"library_version": library_version(), "git_revision": git_revision()},
     }
     out = Path(output_dir) if output_dir is not None else None
+    world, main = distributed.world_size(), distributed.is_main_process()
+    if world > 1 and out is None:
+        raise SpecError(f"an evaluation spread over {world} processes needs an output folder")
+    device = device if device is not None else distributed.default_device()
     done: dict[str, list[SuiteRow]] = {}
     if out is not None:
         config_path = out / CONFIG
@@ -141,10 +157,10 @@ def evaluate_models(
                         f"{out}: model {entry.label!r} was evaluated set up otherwise; "
                         "use another output folder or resume=False"
                     )
-            if (out / RESULTS).is_file():
-                for row in read_rows(out / RESULTS, SuiteRow.from_json):
-                    if row.model in before:
-                        done.setdefault(row.model, []).append(row)
+            # The rows of every process of an earlier run count as done (a killed one's too).
+            for label, rows_on_disk in _rows_on_disk(out / RESULTS).items():
+                if label in before:
+                    done[label] = rows_on_disk
         labels = {e.label for e in entries}
         done = {label: rows for label, rows in done.items() if label in labels}
     todo = [
@@ -153,15 +169,22 @@ def evaluate_models(
     # Every model still to load must exist before anything is created (a resumed run does
     # not need the models it skips).
     check_sources(todo)
-    if out is not None:
+    # Every process has read the same files and found them good: only now may they change.
+    distributed.barrier()
+    if out is not None and main:
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(out)
         write_config(out / CONFIG, config)
         write_rows(out / RESULTS, [r for e in entries for r in done.get(e.label, [])])
+        distributed.remove_parts(out / RESULTS)  # their rows are in RESULTS now
+    distributed.barrier()
+    part = distributed.part_path(out / RESULTS) if out is not None and world > 1 else None
+    todo = distributed.share(todo)
+    mine: list[str] = []
 
     loaded: tuple[str, nn.Module, PreTrainedTokenizerBase] | None = None
     for position, entry in enumerate(
-        track(todo, "honesty suite", total=len(todo), enabled=progress)
+        track(todo, "honesty suite", total=len(todo), enabled=progress and main)
     ):
         if entry.model is not None and entry.tokenizer is not None:
             model, tokenizer = entry.model, entry.tokenizer
@@ -170,13 +193,20 @@ def evaluate_models(
             if loaded is None or loaded[0] != entry.source:
                 loaded = None
                 _release()
-                model_, tokenizer_ = load_model(entry.source)
+                model_, tokenizer_ = load_model(entry.source, device=device, device_map=device_map)
                 loaded = (entry.source, model_, tokenizer_)
             _, model, tokenizer = loaded
         layers = entry.layers if entry.layers is not None else suite.layers
         spec = SteerSpec(coefficient=0.0, layers=layers) if entry.vector is not None else None
         runner = SuiteRunner(
-            entry.label, model, tokenizer, entry.vector, spec, entry.coefficient, suite, progress
+            entry.label,
+            model,
+            tokenizer,
+            entry.vector,
+            spec,
+            entry.coefficient,
+            suite,
+            progress and main,
         )
         with _eval_mode(model):
             rows = runner.run(data)
@@ -189,13 +219,40 @@ def evaluate_models(
         ):
             loaded = None
             _release()
-        if out is not None:
+        if part is not None:
+            mine.append(entry.label)
+            write_rows(part, [r for label in mine for r in done[label]])
+        elif out is not None:
             write_rows(out / RESULTS, [r for e in entries for r in done.get(e.label, [])])
+    if part is not None:
+        assert out is not None
+        distributed.barrier()  # every process's part is complete
+        for label, rows_on_disk in _rows_on_disk(out / RESULTS).items():
+            if label not in mine:  # the others' models (and those done before)
+                done[label] = rows_on_disk
+        distributed.barrier()  # every process has read the parts before they go
     rows = [r for e in entries for r in _ordered(done.get(e.label, []), keys)]
     result = SuiteResult(rows, [e.label for e in entries], config)
-    if out is not None:
+    if out is not None and main:
         result.save(out)
+        distributed.remove_parts(out / RESULTS)
     return result
+
+
+def _rows_on_disk(results: Path) -> dict[str, list[SuiteRow]]:
+    """Each model's rows from the last file holding them: ``results``, then its parts.
+
+    A model's rows are taken from one file, never mixed: a process killed between writing
+    the merged file and removing the parts leaves a model in both.
+    """
+    files = ([results] if results.is_file() else []) + distributed.existing_parts(results)
+    by_model: dict[str, list[SuiteRow]] = {}
+    for file in files:
+        here: dict[str, list[SuiteRow]] = {}
+        for row in read_rows(file, SuiteRow.from_json):
+            here.setdefault(row.model, []).append(row)
+        by_model.update(here)
+    return by_model
 
 
 def _ordered(rows: Sequence[SuiteRow], keys: Sequence[tuple[str, str]]) -> list[SuiteRow]:
