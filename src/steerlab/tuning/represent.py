@@ -293,31 +293,22 @@ class RepresentationTrainer(SteerlabTrainer):
             self._freeze_after_deepest()
 
     def _freeze_after_deepest(self) -> None:
-        """Representation-only: nothing after the deepest cosine layer gets a gradient, so
-        do not train it (its LoRA adapters or layers, the output head). The result is what
-        it was without freezing; under DDP, which needs every trained parameter to get a
-        gradient each step, this is what lets the run work."""
+        """Representation-only: what follows the deepest cosine layer (its layers or LoRA
+        adapters, the head) gets no gradient, so it is not trained. Nothing changes in one
+        process; DDP wants a gradient for every trained parameter (or a graph search each
+        step, ``find_unused_parameters``)."""
         assert self.model is not None
         deepest = max(self.representation.layers)
-        blocks = self._blocks(self.model)
-        later: list[nn.Module] = list(blocks[deepest + 1 :])
-        unwrapped = self.accelerator.unwrap_model(self.model)
-        head = (
-            unwrapped.get_output_embeddings()
-            if hasattr(unwrapped, "get_output_embeddings")
-            else None
-        )
-        if isinstance(head, nn.Module):
-            later.append(head)
+        later: list[nn.Module] = list(self._blocks(self.model)[deepest + 1 :])
+        head = getattr(self.accelerator.unwrap_model(self.model), "get_output_embeddings", None)
+        if callable(head) and isinstance(head(), nn.Module):
+            later.append(head())
         frozen = [p for module in later for p in module.parameters() if p.requires_grad]
         for parameter in frozen:
             parameter.requires_grad_(False)
         if frozen:
             logger.info(
-                "representation-only: %d trainable tensors after layer %d frozen (no gradient "
-                "reaches them)",
-                len(frozen),
-                deepest,
+                "representation-only: %d tensors after layer %d frozen", len(frozen), deepest
             )
 
     # -- capture ---------------------------------------------------------------------------
@@ -384,12 +375,9 @@ class RepresentationTrainer(SteerlabTrainer):
         world = int(self.accelerator.num_processes)
         if world <= 1:
             return loss
-        count = mask.sum().to(device=self.args.device, dtype=torch.float64)
-        total = self.accelerator.reduce(count.clone(), reduction="sum")
-        if not float(total) > 0:
-            return loss
-        scale = float(count) * world / float(total)
-        return loss * scale
+        count = int(mask.sum())
+        total = int(self.accelerator.reduce(torch.tensor(count, device=self.args.device), "sum"))
+        return loss * (count * world / total) if total > 0 else loss
 
     def _log_rep(self, model: nn.Module, rep: Tensor, term: Tensor | float) -> None:
         if model.training:
