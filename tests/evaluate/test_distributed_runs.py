@@ -50,8 +50,13 @@ def environment(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def launch(launcher: str, args: Sequence[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """``steerlab ARGS`` in one process (``single``) or two (``torchrun`` / ``accelerate``)."""
+def launch(
+    launcher: str, args: Sequence[str], tmp_path: Path, succeed: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``steerlab ARGS`` in one process (``single``) or two (``torchrun`` / ``accelerate``).
+
+    Fails the test unless the command succeeds (with ``succeed``: the default).
+    """
     port = str(free_port())
     if launcher == "single":
         prefix = [sys.executable, "-m", "steerlab"]
@@ -72,7 +77,9 @@ def launch(launcher: str, args: Sequence[str], tmp_path: Path) -> subprocess.Com
         timeout=TIMEOUT_S,
         check=False,
     )
-    assert done.returncode == 0, f"{launcher} {' '.join(args)}:\n{done.stderr[-4000:]}"
+    assert done.returncode == 0 or not succeed, (
+        f"{launcher} {' '.join(args)}:\n{done.stderr[-4000:]}"
+    )
     return done
 
 
@@ -307,3 +314,16 @@ def test_a_matrix_rerun_keeps_what_each_lost_process_generated(
     got = (out / "generations.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(r) for r in got] == [json.loads(r) for r in marked]
     assert not list(out.glob("*.part*")), "part files left behind"
+
+
+def test_a_bad_input_fails_every_process_with_one_line_and_none_hangs(
+    inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sweep.json").write_text(json.dumps({"format": "steerlab.sweep/1"}), encoding="utf-8")
+    done = launch("torchrun", sweep_args(inputs, out), tmp_path, succeed=False)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) >= 1 and all("other settings" in line for line in errors), done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]
