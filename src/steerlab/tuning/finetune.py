@@ -238,6 +238,19 @@ def _check_batch_divides(config: FinetuneConfig, args: Any) -> None:
         )
 
 
+def _warn_uneven_last_batch(config: FinetuneConfig, args: Any, n_examples: int) -> None:
+    """Say when one step per epoch will differ from a single process's run."""
+    several = int(getattr(args, "world_size", 1) or 1) > 1
+    if several and args.process_index == 0 and n_examples % config.batch_size:
+        logger.warning(
+            "%d training examples are not a multiple of batch_size %d: with several "
+            "processes the last batch of each epoch is completed with examples from its "
+            "start (accelerate's even_batches), so that step differs from one process's",
+            n_examples,
+            config.batch_size,
+        )
+
+
 def _as_chats(chats: Sequence[Sequence[Mapping[str, str]]] | str | os.PathLike[str]) -> list[Chat]:
     if isinstance(chats, str | os.PathLike):
         return load_chats(chats)
@@ -333,6 +346,7 @@ def finetune(
         config, folder, progress=progress, evaluate=eval_data is not None, overrides=training_args
     )
     _check_batch_divides(config, args)
+    _warn_uneven_last_batch(config, args, len(train_data))
     main_process = args.process_index == 0
     # Every process reads the same folder; only the main one tidies it (nothing it removes
     # here is what the others read: stale temporaries, or checkpoints when not resuming).
