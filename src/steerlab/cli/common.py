@@ -560,7 +560,13 @@ class TrainingOptions:
     lr_scheduler: Annotated[
         str, typer.Option(help="Learning-rate schedule: linear (decay to 0), constant, cosine...")
     ] = "linear"
-    batch_size: Annotated[int, typer.Option(help="Chats per forward pass.")] = 4
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            help="Chats per forward pass, in all (the global batch): under accelerate "
+            "launch / torchrun each of N processes takes batch-size/N."
+        ),
+    ] = 4
     gradient_accumulation: Annotated[
         int, typer.Option("--grad-accum", help="Forward passes per optimiser step.")
     ] = 1
