@@ -27,8 +27,10 @@ from conftest import ARCHITECTURES, make_model
 from steerlab.chat import format_chat, messages_for
 from steerlab.data.evalsets import ABItem, MultipleChoiceItem
 from steerlab.data.pairs import builtin_pairs
-from steerlab.errors import ModelLoadError
+from steerlab.errors import ModelLoadError, SpecError
 from steerlab.evaluate.tasks import ABBehaviorTask, MultipleChoiceTask, PerplexityTask
+from steerlab.export.adapter import fold_adapter
+from steerlab.export.fold import fold
 from steerlab.hooks import StopForward, hook_count, hooked
 from steerlab.layers import find_layers
 from steerlab.models import load_model, model_device, peft_wrapping
@@ -387,3 +389,13 @@ def test_the_serving_engine_batches_a_device_mapped_model(pair) -> None:
     texts = [tokenizer.decode(tokens[i], skip_special_tokens=True).strip() for i in range(3)]
     assert texts == [g.text for g in expected]
     assert hook_count(mapped) == 0
+
+
+def test_fold_and_fold_adapter_refuse_offloaded_weights(pair, tmp_path: Path) -> None:
+    """Folding edits weights in place; offloaded ones exist only inside a forward pass."""
+    _, mapped, _, vector = pair
+    with pytest.raises(SpecError, match="offloaded by the model's device map"):
+        fold(mapped, vector, coefficient=1.0, layers=[1])
+    with pytest.raises(SpecError, match="offloaded by the model's device map"):
+        fold_adapter(mapped, vector, output_dir=tmp_path / "adapter", coefficient=1.0, layers=[1])
+    assert not (tmp_path / "adapter").exists()

@@ -45,6 +45,7 @@ from steerlab.layers import (
     residual_layout,
 )
 from steerlab.models import model_identity, text_config, untie_embeddings
+from steerlab.models.devices import offloaded_parameters
 from steerlab.provenance import git_revision, library_version, sha256_of_file, utc_now
 from steerlab.steer import SteerSpec, coefficient_tensor, plan_layers, warn_for_plan
 from steerlab.vector import SteeringVector
@@ -217,11 +218,18 @@ def check_one_layer(vector: SteeringVector, spec: SteerSpec, num_layers: int) ->
 
 
 def check_plain(model: nn.Module) -> None:
-    """Refuse a PEFT-wrapped model and one with hooks installed (inside ``steer``).
+    """Refuse a PEFT-wrapped model, one with hooks installed (inside ``steer``), and one whose
+    device map offloaded weights (they exist only inside a forward pass: folding edits them).
 
     Raises:
         SpecError: one line saying which.
     """
+    offloaded = offloaded_parameters(model)
+    if offloaded:
+        raise SpecError(
+            f"{len(offloaded)} weights (e.g. {offloaded[0]}) are offloaded by the model's "
+            "device map: load the model without offloading to fold it"
+        )
     if hasattr(model, "peft_config"):
         raise SpecError("the model is PEFT-wrapped: merge the adapter first (merge_and_unload)")
     if hook_count(model):
