@@ -21,6 +21,7 @@ import atexit
 import os
 import re
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,6 +40,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+WAIT_LIMIT = timedelta(hours=12)
+"""How long a process waits at a :func:`barrier` for the others (torch's default, 30 min, is
+shorter than one model's evaluation can be: the shares of an evaluation are whole models).
+A process that dies does not leave the others waiting that long: the launcher stops them."""
 
 _PART = re.compile(r"\.part(\d+)$")
 
@@ -94,7 +100,7 @@ def _state() -> object | None:
 
     # cpu=True where there is no GPU: accelerate's default sets up no group at all on a CPU
     # machine (gloo is only chosen for a CPU run).
-    state = PartialState(cpu=not torch.cuda.is_available())
+    state = PartialState(cpu=not torch.cuda.is_available(), timeout=WAIT_LIMIT)
     global _closing_registered
     if not _closing_registered:
         _closing_registered = True

@@ -1,8 +1,9 @@
 """Two processes (gloo on CPU) give the same files as one: ``sweep``, ``eval`` and ``matrix``
 under ``torchrun`` and ``accelerate launch``, and a rerun after a lost part redoes only that.
 
-Each run is the real command in subprocesses on a tiny random llama, with one thread per
-process; the launchers are run through ``sys.executable`` so the test's environment is used.
+The slow tests run the real command in subprocesses on a tiny random llama, with one thread
+per process; the launchers are run through ``sys.executable`` so the test's environment is
+used. The fast one runs a sweep in this process over parts a launched run left behind.
 """
 
 from __future__ import annotations
@@ -16,11 +17,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import torch
 
-from conftest import save_tiny_llama
+from conftest import make_model, save_tiny_llama
 from kill_resume import folder_bytes
+from steerlab.data.evalsets import ABItem
+from steerlab.evaluate.sweep import RESULTS, sweep
+from steerlab.evaluate.tasks import ABBehaviorTask
+from steerlab.models import model_identity
+from steerlab.vector import SteeringVector, VectorMetadata
 
-pytestmark = pytest.mark.slow  # two-process launches (~10 s of imports each)
+slow = pytest.mark.slow  # two-process launches (~10 s of imports each)
 
 TIMEOUT_S = 300
 
@@ -213,6 +220,7 @@ def single_sweep(inputs: dict[str, Path], tmp_path_factory: pytest.TempPathFacto
     return out
 
 
+@slow
 @pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
 def test_a_two_process_sweep_writes_the_files_of_one_process(
     launcher: str, inputs: dict[str, Path], single_sweep: Path, tmp_path: Path
@@ -223,6 +231,7 @@ def test_a_two_process_sweep_writes_the_files_of_one_process(
     assert done.stdout.count("wrote ") == 1  # the main process prints, the other is quiet
 
 
+@slow
 def test_a_rerun_redoes_only_the_units_a_lost_process_did_not_finish(
     inputs: dict[str, Path], single_sweep: Path, tmp_path: Path
 ) -> None:
@@ -252,6 +261,7 @@ def single_eval(inputs: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     return out
 
 
+@slow
 def test_a_two_process_eval_writes_the_files_of_one_process(
     inputs: dict[str, Path], single_eval: Path, tmp_path: Path
 ) -> None:
@@ -260,6 +270,7 @@ def test_a_two_process_eval_writes_the_files_of_one_process(
     assert_same_folders(out, single_eval, "suite.json")
 
 
+@slow
 def test_an_eval_rerun_keeps_the_models_a_lost_process_finished(
     inputs: dict[str, Path], single_eval: Path, tmp_path: Path
 ) -> None:
@@ -283,6 +294,7 @@ def test_an_eval_rerun_keeps_the_models_a_lost_process_finished(
     assert not list(out.glob("*.part*")), "part files left behind"
 
 
+@slow
 def test_a_two_process_matrix_writes_the_files_of_one_process(
     inputs: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -292,6 +304,7 @@ def test_a_two_process_matrix_writes_the_files_of_one_process(
     assert_same_folders(double, single, "matrix.json")
 
 
+@slow
 def test_a_matrix_rerun_keeps_what_each_lost_process_generated(
     inputs: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -316,6 +329,7 @@ def test_a_matrix_rerun_keeps_what_each_lost_process_generated(
     assert not list(out.glob("*.part*")), "part files left behind"
 
 
+@slow
 def test_a_bad_input_fails_every_process_with_one_line_and_none_hangs(
     inputs: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -327,3 +341,39 @@ def test_a_bad_input_fails_every_process_with_one_line_and_none_hangs(
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) >= 1 and all("other settings" in line for line in errors), done.stderr
     assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]
+
+
+def test_one_process_takes_up_the_parts_of_a_launched_run_and_removes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    model, tokenizer = make_model("llama", layers=3, hidden=32)
+    generator = torch.Generator().manual_seed(3)
+    directions = {i: torch.randn(32, generator=generator) for i in range(3)}
+    vector = SteeringVector(directions, VectorMetadata.for_model(model_identity(model), "test"))
+    items = tuple(
+        ABItem(f"Question {i}: is it true?\n\nChoices:\n (A) yes\n (B) no", "A", "B", "(A)", "(B)")
+        for i in range(3)
+    )
+    settings = {"coefficients_per_batch": 1, "progress": False, "estimates": False}
+
+    def run(out: Path) -> None:
+        sweep(model, tokenizer, vector, [-1.0, 0.0, 1.0], [ABBehaviorTask("ab", items)],
+              output_dir=out, write_plots=False, **settings)  # fmt: skip
+
+    fresh, resumed = tmp_path / "fresh", tmp_path / "resumed"
+    run(fresh)
+    assert sorted(p.name for p in fresh.iterdir()) == ["fit.json", "results.jsonl", "sweep.json"]
+    # Rank 0 finished coefficient -1 (its row marked), rank 1 was killed before 0 and 1.
+    lines = (fresh / RESULTS).read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    assert first["coefficient"] == -1.0
+    marked = json.dumps({**first, "value": 0.5}, sort_keys=True)
+    resumed.mkdir()
+    (resumed / "sweep.json").write_bytes((fresh / "sweep.json").read_bytes())
+    (resumed / "results.part0.jsonl").write_text(marked + "\n", encoding="utf-8")
+    run(resumed)
+    got = (resumed / RESULTS).read_text(encoding="utf-8").splitlines()
+    assert [json.loads(r) for r in got] == [json.loads(r) for r in [marked, *lines[1:]]]
+    assert sorted(p.name for p in resumed.iterdir()) == ["fit.json", "results.jsonl", "sweep.json"]
