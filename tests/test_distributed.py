@@ -12,11 +12,12 @@ from steerlab import distributed
 
 @pytest.fixture
 def alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
 
 
 def as_rank(monkeypatch: pytest.MonkeyPatch, rank: int, world: int) -> None:
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     monkeypatch.setenv("WORLD_SIZE", str(world))
     monkeypatch.setenv("RANK", str(rank))
     monkeypatch.setenv("LOCAL_RANK", str(rank))
@@ -26,6 +27,7 @@ def test_a_single_process_is_rank_0_of_1_and_sets_up_nothing(alone: None) -> Non
     import torch.distributed as dist
 
     assert (distributed.world_size(), distributed.rank(), distributed.local_rank()) == (1, 0, 0)
+    assert distributed.local_world_size() == 1
     assert distributed.is_main_process()
     assert distributed.default_device() is None  # the loader's own default
     assert distributed.share([3, 1, 2]) == [3, 1, 2]
@@ -42,6 +44,9 @@ def test_unit_i_goes_to_rank_i_mod_world(monkeypatch: pytest.MonkeyPatch) -> Non
         assert distributed.is_main_process() == (rank == 0)
         assert distributed.default_device() in ("cpu", f"cuda:{rank}")
     assert shares == [["a", "d", "g"], ["b", "e"], ["c", "f"]]
+    assert distributed.local_world_size() == 3  # no LOCAL_WORLD_SIZE: all on this machine
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert distributed.local_world_size() == 1
     assert sorted(unit for share in shares for unit in share) == units
 
 

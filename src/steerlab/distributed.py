@@ -31,6 +31,7 @@ __all__ = [
     "existing_parts",
     "is_main_process",
     "local_rank",
+    "local_world_size",
     "part_path",
     "rank",
     "read_with_parts",
@@ -69,6 +70,11 @@ def rank() -> int:
 def local_rank() -> int:
     """This process's index on its machine (``LOCAL_RANK``; 0 in a single process)."""
     return _env_int("LOCAL_RANK", rank()) if world_size() > 1 else 0
+
+
+def local_world_size() -> int:
+    """How many of the processes run on this machine (``LOCAL_WORLD_SIZE``; 1 alone)."""
+    return max(_env_int("LOCAL_WORLD_SIZE", world_size()), 1) if world_size() > 1 else 1
 
 
 def is_main_process() -> bool:

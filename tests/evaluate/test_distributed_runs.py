@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from conftest import make_model, save_tiny_llama
 from kill_resume import folder_bytes
+from steerlab.cli import app
 from steerlab.data.evalsets import ABItem
 from steerlab.evaluate.sweep import RESULTS, sweep
 from steerlab.evaluate.tasks import ABBehaviorTask
@@ -377,3 +379,20 @@ def test_one_process_takes_up_the_parts_of_a_launched_run_and_removes_them(
     got = (resumed / RESULTS).read_text(encoding="utf-8").splitlines()
     assert [json.loads(r) for r in got] == [json.loads(r) for r in [marked, *lines[1:]]]
     assert sorted(p.name for p in resumed.iterdir()) == ["fit.json", "results.jsonl", "sweep.json"]
+
+
+@pytest.mark.parametrize("command", ["sweep", "eval", "matrix"])
+def test_a_device_map_is_refused_when_processes_share_a_machine(
+    command: str, tmp_path: Path
+) -> None:
+    common = ["-o", str(tmp_path / "out"), "--device-map", "auto"]
+    args = {
+        "sweep": ["sweep", "--vector", "v.safetensors", "--perplexity", "t.txt"],
+        "eval": ["eval", "--models", "default"],
+        "matrix": ["matrix", "--vectors", "v.safetensors", "--prompts", "p.txt"],
+    }[command]
+    env = {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}
+    result = CliRunner().invoke(app, [*args, *common], env=env)
+    assert result.exit_code == 1
+    assert "--device-map with 2 processes on this machine" in result.output
+    assert not (tmp_path / "out").exists()

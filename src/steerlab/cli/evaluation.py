@@ -39,6 +39,24 @@ from steerlab.cli.common import (
 from steerlab.errors import SpecError
 
 
+def processes_device_map(device_map: str | None) -> Any:
+    """``--device-map`` parsed, refused when several processes share this machine.
+
+    Each process would spread its copy of the model over the same devices; one process per
+    machine (a model too big for one GPU, several machines) is what a device map is for.
+    Checked before any process waits for another, so every process fails alike.
+    """
+    chosen = parse_device_map(device_map)
+    processes = distributed.local_world_size()
+    if chosen is not None and processes > 1:
+        raise SpecError(
+            f"--device-map with {processes} processes on this machine: each would spread its "
+            "model over the same devices; start one process per machine, or drop --device-map "
+            "(each process then loads the model on its own GPU)"
+        )
+    return chosen
+
+
 @friendly_errors
 def sweep(
     vector: Annotated[Path, typer.Option("--vector", "-v", help="Steering vector file.")],
@@ -115,7 +133,7 @@ def sweep(
     check_count(coefficients_per_batch, "--coefficients-per-batch")
     check_number(temperature, "--temperature")
     check_output(output, folder=True)
-    chosen_map = parse_device_map(device_map)
+    chosen_map = processes_device_map(device_map)
     device = device or distributed.default_device()  # one device per process
     check_model_reference(model)  # before the judge loads
     scorer = make_judge(judge_url, judge_model, judge_key_env, judge_rubric, dtype, device)
@@ -236,7 +254,7 @@ def matrix(
     check_count(batch_size, "--batch-size")
     check_count(limit, "--limit")
     check_output(output, folder=True)
-    chosen_map = parse_device_map(device_map)
+    chosen_map = processes_device_map(device_map)
     device = device or distributed.default_device()  # one device per process
     settings = MatrixSettings(
         normalized_coefficients=tuple(parse_coefficients(normalized_coefficients)),
@@ -357,7 +375,7 @@ def eval_models(
     check_count(bootstrap, "--bootstrap")
     check_count(batch_size, "--batch-size")
     check_output(output, folder=True)
-    chosen_map = parse_device_map(device_map)
+    chosen_map = processes_device_map(device_map)
     main = distributed.is_main_process()
     entries = parse_models(models, steered or [])
     target = SteeringVector.load(vector) if vector is not None else None
