@@ -6,8 +6,10 @@ import pytest
 from suite_helpers import make_suite, vector_for
 
 from conftest import make_model
+from steerlab.evaluate import EvalModel, evaluate_models
 from steerlab.evaluate.suite_data import load_suite_data
 from steerlab.evaluate.suite_metrics import SuiteRunner
+from steerlab.evaluate.suite_run import sibling_groups
 from steerlab.hooks import hook_count, hooked
 from steerlab.layers import find_layers
 from steerlab.steer import SteerSpec
@@ -79,3 +81,45 @@ def test_an_unsteered_runner_has_no_siblings(tmp_path):
     suite = make_suite(tmp_path)
     with pytest.raises(ValueError, match="siblings"):
         SuiteRunner("m", model, tokenizer, None, None, 0.0, suite, False, (("x", 1.0),))
+
+
+def test_evaluate_models_groups_coefficients_of_one_model_and_vector(tmp_path):
+    model, tokenizer = make_model("llama", layers=3, hidden=32)
+    vector = vector_for(model, layers=(1, 2))
+    other = vector_for(model, seed=5, layers=(1, 2))
+    suite = make_suite(tmp_path / "data")
+
+    def steered(label, c, v=vector, path="v.safetensors"):
+        return EvalModel(
+            label=label,
+            model=model,
+            tokenizer=tokenizer,
+            vector=v,
+            vector_path=path,
+            coefficient=c,
+        )
+
+    entries = [
+        EvalModel(label="base", model=model, tokenizer=tokenizer),
+        steered("a", -2.0),
+        steered("other", 1.0, other, "w.safetensors"),
+        steered("b", 0.5),
+        steered("c", 3.0),
+    ]
+    units = sibling_groups(entries)
+    assert [[e.label for e in unit] for unit in units] == [["base"], ["a", "b", "c"], ["other"]]
+    together = evaluate_models(entries, tmp_path / "together", suite, progress=False)
+    apart = [
+        evaluate_models([e], tmp_path / f"apart-{e.label}", suite, progress=False) for e in entries
+    ]
+    assert together.models == [e.label for e in entries]
+    rows_apart = [r for result in apart for r in result.rows]
+    assert [(r.model, r.metric, r.dataset) for r in together.rows] == [
+        (r.model, r.metric, r.dataset) for r in rows_apart
+    ]
+    for a, b in zip(together.rows, rows_apart, strict=True):
+        assert a.value == pytest.approx(b.value, abs=1e-5), (a.model, a.metric)
+    # A rerun resumes everything: the same file, nothing recomputed.
+    before = (tmp_path / "together" / "results.jsonl").read_bytes()
+    evaluate_models(entries, tmp_path / "together", suite, progress=False)
+    assert (tmp_path / "together" / "results.jsonl").read_bytes() == before

@@ -179,13 +179,17 @@ def evaluate_models(
         distributed.remove_parts(out / RESULTS)  # their rows are in RESULTS now
     distributed.barrier()
     part = distributed.part_path(out / RESULTS) if out is not None and world > 1 else None
-    todo = distributed.share(todo)
+    # Units of work: an entry, or online-steered entries differing only in their coefficient
+    # (measured in the same passes). Formed before sharing, so every process count runs the
+    # same units and writes the same numbers.
+    units = distributed.share(sibling_groups(todo))
     mine: list[str] = []
 
     loaded: tuple[str, nn.Module, PreTrainedTokenizerBase] | None = None
-    for position, entry in enumerate(
-        track(todo, "honesty suite", total=len(todo), enabled=progress and main)
+    for position, unit in enumerate(
+        track(units, "honesty suite", total=len(units), enabled=progress and main)
     ):
+        entry = unit[0]
         if entry.model is not None and entry.tokenizer is not None:
             model, tokenizer = entry.model, entry.tokenizer
         else:
@@ -207,20 +211,26 @@ def evaluate_models(
             entry.coefficient,
             suite,
             progress and main,
+            tuple((e.label, e.coefficient) for e in unit[1:]),
         )
         with _eval_mode(model):
             rows = runner.run(data)
-        # Round-trip through the file format so fresh and resumed runs hold equal values.
-        done[entry.label] = [SuiteRow.from_json(r.to_json(), entry.label) for r in rows]
+        for member in unit:
+            # Round-trip through the file format so fresh and resumed runs hold equal values.
+            done[member.label] = [
+                SuiteRow.from_json(r.to_json(), member.label)
+                for r in rows
+                if r.model == member.label
+            ]
         del model, tokenizer, runner
-        following = todo[position + 1] if position + 1 < len(todo) else None
+        following = units[position + 1][0] if position + 1 < len(units) else None
         if loaded is not None and (
             following is None or following.source != loaded[0] or following.model is not None
         ):
             loaded = None
             _release()
         if part is not None:
-            mine.append(entry.label)
+            mine.extend(e.label for e in unit)
             write_rows(part, [r for label in mine for r in done[label]])
         elif out is not None:
             write_rows(out / RESULTS, [r for e in entries for r in done.get(e.label, [])])
@@ -237,6 +247,31 @@ def evaluate_models(
         result.save(out)
         distributed.remove_parts(out / RESULTS)
     return result
+
+
+def sibling_groups(entries: Sequence[EvalModel]) -> list[list[EvalModel]]:
+    """Entries in units of work: online-steered entries of one model, vector and layers
+    (differing only in coefficient) form one unit, in the order of their first entry.
+
+    Their likelihood passes then hold every coefficient's rows, which share the blocks below
+    the first steered layer (:class:`~steerlab.evaluate.suite_metrics.SuiteRunner`'s
+    ``siblings``); every other entry is a unit of its own.
+    """
+    units: list[list[EvalModel]] = []
+    by_key: dict[tuple[Any, ...], list[EvalModel]] = {}
+    for entry in entries:
+        if entry.vector is None:
+            units.append([entry])
+            continue
+        model = entry.source if entry.model is None else id(entry.model)
+        vector = entry.vector_path if entry.vector_path is not None else id(entry.vector)
+        key = (model, vector, entry.layers)
+        if key in by_key:
+            by_key[key].append(entry)
+        else:
+            by_key[key] = [entry]
+            units.append(by_key[key])
+    return units
 
 
 def _rows_on_disk(results: Path) -> dict[str, list[SuiteRow]]:
