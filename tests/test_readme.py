@@ -47,6 +47,9 @@ FILE = re.compile(r"<!-- docs-test: file ([\w.-]+) -->\n$")
 # On the line before a fence: the block talks to `steerlab serve` (the first starts it); they
 # are run by tests/serve/test_readme_serve.py against a live server, not here.
 SERVE = re.compile(r"<!-- docs-test: serve -->\n$")
+# On the line before a fence: commands under a launcher (torchrun / accelerate launch), checked
+# and run by tests/test_readme_launch.py, not here.
+LAUNCH = re.compile(r"<!-- docs-test: launch -->\n$")
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Block:
     skip_reason: str | None = None
     file_name: str | None = None
     serve: bool = False
+    launch: bool = False
 
     @property
     def commands(self) -> list[str]:
@@ -89,6 +93,7 @@ def readme_blocks(text: str) -> list[Block]:
                 skip.group(1) if skip else None,
                 file.group(1) if file else None,
                 SERVE.search(before) is not None,
+                LAUNCH.search(before) is not None,
             )
         )
     return blocks
@@ -98,7 +103,7 @@ def runnable(blocks: Sequence[Block]) -> list[Block]:
     """The Python and steerlab-CLI blocks; a block mixing steerlab lines with others fails."""
     chosen = []
     for block in blocks:
-        if block.skip_reason is not None or block.serve:
+        if block.skip_reason is not None or block.serve or block.launch:
             continue
         if block.file_name is not None or block.language == "python":
             chosen.append(block)
@@ -117,7 +122,12 @@ def test_blocks_are_found_and_nothing_steerlab_is_left_out() -> None:
     skipped = [b for b in blocks if b.skip_reason is not None]
     assert len(skipped) <= 1, [f"README.md:{b.line}: {b.skip_reason}" for b in skipped]
     for block in blocks:
-        if block not in chosen and block.skip_reason is None and not block.serve:
+        if (
+            block not in chosen
+            and block.skip_reason is None
+            and not block.serve
+            and not block.launch
+        ):
             # install steps, data formats, the layer diagram
             assert "steerlab " not in block.text or block.text.lstrip().startswith(
                 ("make", "pip", "{", "cli")
