@@ -94,3 +94,72 @@ def test_parts_are_found_by_index_read_after_the_merged_file_and_removed(
         "results.jsonl",
         "results.partial.jsonl",
     ]
+
+
+def test_single_process_works_alone_under_a_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.distributed as dist
+
+    as_rank(monkeypatch, 1, 2)
+    with distributed.single_process():
+        assert (distributed.world_size(), distributed.rank(), distributed.local_rank()) == (1, 0, 0)
+        assert distributed.local_world_size() == 1
+        assert distributed.default_device() is None
+        assert distributed.share([3, 1, 2]) == [3, 1, 2]
+        with distributed.single_process():  # nested blocks
+            assert distributed.world_size() == 1
+        assert distributed.world_size() == 1
+        distributed.barrier()  # nothing to wait for
+        assert distributed.broadcast("mine") == "mine"
+    assert (distributed.world_size(), distributed.rank()) == (2, 1)
+    assert not (dist.is_available() and dist.is_initialized())
+
+
+def test_broadcast_in_a_single_process_is_the_value(alone: None) -> None:
+    import torch.distributed as dist
+
+    value = ["a", None]
+    assert distributed.broadcast(value) is value
+    assert not (dist.is_available() and dist.is_initialized())
+
+
+BROADCAST_SCRIPT = """
+from steerlab import distributed
+
+got = distributed.broadcast(f"from rank {distributed.rank()}")
+late = distributed.broadcast(None if distributed.rank() else ["x", 1])
+with distributed.single_process():
+    alone = distributed.world_size()
+distributed.barrier()
+print(f"rank {distributed.rank()}: {got} {late} {alone} {distributed.world_size()}", flush=True)
+"""
+
+
+@pytest.mark.slow  # two processes (imports of torch and accelerate)
+def test_broadcast_hands_rank_0s_value_to_every_process(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    script = tmp_path / "broadcast.py"
+    script.write_text(BROADCAST_SCRIPT, encoding="utf-8")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    done = subprocess.run(
+        [*launcher, "--master-addr", "127.0.0.1", "--master-port", port, str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("rank "))
+    assert lines == [
+        "rank 0: from rank 0 ['x', 1] 1 2",
+        "rank 1: from rank 0 ['x', 1] 1 2",
+    ]

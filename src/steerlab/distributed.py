@@ -13,6 +13,10 @@ A process belongs to a group when the launcher's environment says so (``WORLD_SI
 ``RANK``); the group is then set up through :class:`accelerate.PartialState` (gloo on CPU,
 nccl on GPU) on first use. A single process (no launcher) sets up nothing: :func:`world_size`
 is 1, :func:`barrier` does nothing and no part file is ever written.
+
+Work that one process does for all (a stage of an experiment that does not share its work)
+runs inside :func:`single_process` on the main process, which then hands its outcome to the
+others with :func:`broadcast`.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from __future__ import annotations
 import atexit
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
 __all__ = [
     "barrier",
+    "broadcast",
     "default_device",
     "existing_parts",
     "is_main_process",
@@ -37,6 +43,7 @@ __all__ = [
     "read_with_parts",
     "remove_parts",
     "share",
+    "single_process",
     "world_size",
 ]
 
@@ -57,9 +64,33 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
+_alone = 0
+"""How many :func:`single_process` blocks this process is inside (0: none)."""
+
+
 def world_size() -> int:
-    """How many processes share the work: ``WORLD_SIZE`` from the launcher, else 1."""
-    return max(_env_int("WORLD_SIZE", 1), 1)
+    """How many processes share the work: ``WORLD_SIZE`` from the launcher, else 1.
+
+    1 inside :func:`single_process`, whatever the launcher says.
+    """
+    return 1 if _alone else max(_env_int("WORLD_SIZE", 1), 1)
+
+
+@contextmanager
+def single_process() -> Iterator[None]:
+    """Work as a process of its own inside the block, even under a launcher.
+
+    For work that one process does for all while the others wait (e.g. at a
+    :func:`broadcast`): inside, :func:`world_size` is 1, so what it calls that would share its
+    units (e.g. the sweep inside a calibration) takes them all, waits for nobody at a
+    :func:`barrier` and writes no part file; :func:`default_device` is the loader's default.
+    """
+    global _alone
+    _alone += 1
+    try:
+        yield
+    finally:
+        _alone -= 1
 
 
 def rank() -> int:
@@ -130,6 +161,24 @@ def barrier() -> None:
     state = _state()
     if state is not None:
         state.wait_for_everyone()  # type: ignore[attr-defined]
+
+
+def broadcast(value: T, source: int = 0) -> T:
+    """Process ``source``'s ``value``, on every process (``value`` itself in a single process).
+
+    Every process must call it (the others' ``value`` is ignored, e.g. None); it returns on
+    each once ``source`` has sent, so what ``source`` wrote before calling it is there for
+    the others to read. The value travels pickled (through
+    :func:`accelerate.utils.broadcast_object_list`): keep it small (a message, a list of
+    names).
+    """
+    if _state() is None:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    box = [value]
+    broadcast_object_list(box, from_process=source)
+    return box[0]
 
 
 def share(units: Sequence[T]) -> list[T]:
