@@ -25,7 +25,12 @@ def run(
         bool, typer.Option(help="Print the plan (cached / will run, in order); run nothing.")
     ] = False,
 ) -> None:
-    """Run an experiment spec: each stage once, cached by content, then report.html."""
+    """Run an experiment spec: each stage once, cached by content, then report.html.
+
+    Under accelerate launch or torchrun, the sweep, matrix, eval, finetune and tune stages
+    share their work among the processes and the other stages run on the main process; the
+    main process alone prints and writes the records and the report.
+    """
     from steerlab.runner import run_experiment
 
     run_experiment(spec, output, only=only, dry_run=dry_run, console=console)

@@ -42,6 +42,9 @@ class CommandKind:
         produces: what later stages may reference this stage as (``vector: NAME``...).
         resumable: whether the command continues in a half-written output folder (else the
             runner clears it before a rerun).
+        shared: whether the command shares its work among the processes of ``accelerate
+            launch`` / ``torchrun`` itself (every process runs it); the others run on the
+            main process only (:mod:`steerlab.distributed`).
         fixed: parameters the runner sets to fixed values (not settings).
         excluded: parameters a spec may not set.
         summary: one line for ``steerlab schema``/docs.
@@ -54,6 +57,7 @@ class CommandKind:
     output_name: str
     produces: Produces = None
     resumable: bool = False
+    shared: bool = False
     fixed: dict[str, Any] = field(default_factory=dict)
     excluded: tuple[str, ...] = ()
     summary: str = ""
@@ -136,6 +140,7 @@ def kinds() -> dict[str, CommandKind]:
                 "output",
                 "out",
                 resumable=True,
+                shared=True,
                 summary="steerlab sweep: behaviour, helpfulness and the bound fits vs coefficient",
             ),
             CommandKind(
@@ -145,6 +150,7 @@ def kinds() -> dict[str, CommandKind]:
                 "output",
                 "out",
                 resumable=True,
+                shared=True,
                 summary="steerlab matrix: vectors x operators x scales x layer modes",
             ),
             CommandKind(
@@ -155,6 +161,7 @@ def kinds() -> dict[str, CommandKind]:
                 "out",
                 produces="model",
                 resumable=True,
+                shared=True,
                 fixed={"resume": True},
                 excluded=("resume",),
                 summary="steerlab finetune: LoRA or layer fine-tuning on chats",
@@ -167,6 +174,7 @@ def kinds() -> dict[str, CommandKind]:
                 "out",
                 produces="model",
                 resumable=True,
+                shared=True,
                 fixed={"resume": True},
                 excluded=("resume",),
                 summary="steerlab tune: representation tuning (token loss + cosine loss)",
@@ -178,6 +186,7 @@ def kinds() -> dict[str, CommandKind]:
                 "output",
                 "out",
                 resumable=True,
+                shared=True,
                 fixed={"resume": True},
                 excluded=("resume",),
                 summary="steerlab eval: models and online steering on the honesty suite",

@@ -7,6 +7,13 @@ a stage that was killed halfway starts again in its folder (the resumable comman
 matrix, finetune, tune and eval, continue from what they wrote; the others start afresh).
 ``DIR/run.json`` records the plan, provenance and every stage's status and wall time, and
 ``DIR/report.html`` is rebuilt at the end (:func:`steerlab.report.html.write_report`).
+
+Under ``accelerate launch`` / ``torchrun`` (:mod:`steerlab.distributed`) every process runs
+the same plan: a stage whose command shares its work (sweep, matrix, eval, finetune, tune)
+runs on every process, any other on the main process alone, and after each stage every
+process goes on or fails alike; the main process alone writes the records and the report
+and prints. The files are those of a single process (times and provenance aside), byte for
+byte but for what training writes (data parallel: the same loss curve within tolerance).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from steerlab import distributed
 from steerlab.errors import SpecError, SteerlabError
 from steerlab.provenance import (
     git_revision,
@@ -43,6 +51,7 @@ RUN_FORMAT = "steerlab-run/1"
 STAGE_FORMAT = "steerlab-stage/1"
 STAGE_FILE = "stage.json"
 RUN_FILE = "run.json"
+REPORT_FILE = "report.html"
 
 
 class StageFailed(SteerlabError):
@@ -106,12 +115,19 @@ def run_experiment(
 ) -> RunResult:
     """Run the experiment ``spec_path`` into ``output``.
 
+    Under ``accelerate launch`` / ``torchrun`` every process calls this: each plans the run,
+    the stages that share their work (sweep, matrix, eval, finetune, tune) run on every
+    process, the others on the main process only, and after each stage every process goes on
+    or fails with the main process's one-line error; only the main process writes the
+    records and the report, and prints (see :func:`run_stage`).
+
     Args:
         spec_path: the YAML spec.
         output: the run folder (created; a rerun continues it).
         only: run just these stages (and the unfinished stages they read).
         dry_run: print the plan (cached / will run, in order) and run nothing.
-        console: where progress goes (default: steerlab's log console).
+        console: where progress goes (default: steerlab's log console; nowhere on a process
+            other than the main one).
 
     Returns:
         What ran, what was cached, and the report.
@@ -120,16 +136,23 @@ def run_experiment(
         SpecError: an invalid spec (``FILE:LINE: key: message``) or an unknown ``only`` stage.
         StageFailed: a stage's command refused its input; the stages before it are kept.
     """
-    console = console or LogConsole()
+    main = distributed.is_main_process()
+    console = (console or LogConsole()) if main else Console(quiet=True)
+    # Every process plans (errors are alike on each, before any process waits for another).
     plan = plan_experiment(spec_path)
     out = Path(output).resolve()
     if out.exists() and not out.is_dir():
         raise SpecError(f"{output}: exists and is not a folder (the run folder)")
     selected = _selected(plan, only)
+    finished = [node.name for node in plan.stages if (out / node.folder / STAGE_FILE).is_file()]
+    if not dry_run:
+        # The main process's view, on every process: one that starts late must not see a
+        # stage.json the main process has written since as a stage to skip.
+        finished = distributed.broadcast(finished)
     statuses = {
         node.name: (
             "cached"
-            if (out / node.folder / STAGE_FILE).is_file()
+            if node.name in finished
             else ("pending" if node.name in selected else "skipped")
         )
         for node in plan.stages
@@ -139,14 +162,15 @@ def run_experiment(
         if plan.spec.cost is not None:
             console.print(cost_line(plan.spec.cost), highlight=False)
         return RunResult(out, plan, statuses, None)
-    out.mkdir(parents=True, exist_ok=True)
-    record = _run_record(plan, out, statuses)
-    write_json(out / RUN_FILE, record)
+    record = _run_record(plan, out, statuses) if main else {"stages": []}
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / RUN_FILE, record)
     started = time.perf_counter()
     to_run = [n for n in plan.stages if statuses[n.name] == "pending"]
     console.print(
         f"[bold]{_name(plan)}[/]: {len(plan.stages)} stages, {len(to_run)} to run, "
-        f"{sum(s == 'cached' for s in statuses.values())} cached; output {out}",
+        f"{sum(s == 'cached' for s in statuses.values())} cached; output {out}" + _processes_note(),
         highlight=False,
     )
     try:
@@ -155,9 +179,12 @@ def run_experiment(
                 f"[bold]{index}/{len(to_run)}[/] {node.name} ({node.kind.kind}) · "
                 f"{time.perf_counter() - started:.0f} s so far"
             )
-            entry = next(e for e in record["stages"] if e["name"] == node.name)
+            entry: dict[str, Any] = next(
+                (e for e in record["stages"] if e["name"] == node.name), {}
+            )
             entry["status"] = "running"
-            write_json(out / RUN_FILE, record)
+            if main:
+                write_json(out / RUN_FILE, record)
             try:
                 wall = run_stage(plan, node, out)
             except StageFailed as exc:
@@ -167,38 +194,86 @@ def run_experiment(
                 entry.update(status="interrupted", error=type(exc).__name__)
                 raise
             finally:
-                write_json(out / RUN_FILE, record)
+                if main:
+                    write_json(out / RUN_FILE, record)
             entry.update(status="ran", wall_s=round(wall, 3), error=None)
             statuses[node.name] = "ran"
             console.print(f"{node.name}: done in {wall:.0f} s", highlight=False)
     finally:
-        record["finished"] = (
-            utc_now() if all(e["status"] in ("ran", "cached") for e in record["stages"]) else None
-        )
-        write_json(out / RUN_FILE, record)
-        report = _write_report(out)
-    console.print(summary_table(record))
-    console.print(f"report: {report}", highlight=False)
+        if main:
+            record["finished"] = (
+                utc_now()
+                if all(e["status"] in ("ran", "cached") for e in record["stages"])
+                else None
+            )
+            write_json(out / RUN_FILE, record)
+            _write_report(out)
+    # Reached only by a run that went through, on every process: the others return once the
+    # records and the report are there.
+    distributed.barrier()
+    report = out / REPORT_FILE
+    if main:
+        console.print(summary_table(record))
+        console.print(f"report: {report}", highlight=False)
     return RunResult(out, plan, statuses, report)
 
 
 def run_stage(plan: Plan, node: StageNode, out: Path) -> float:
     """Run one stage into its folder and write its ``stage.json``; returns the wall time.
 
+    With several processes (:mod:`steerlab.distributed`) every process calls this for every
+    stage: the main process prepares the folder; a stage whose command shares its work
+    (``shared``: sweep, matrix, eval, finetune, tune) runs on every process, any other on the
+    main process alone (as a single process: a calibration's sweep is not shared); the main
+    process summarizes it and writes ``stage.json``; then every process learns the main
+    process's outcome and returns, or raises the same :class:`StageFailed`.
+
     Raises:
         StageFailed: the command refused the stage's settings or data.
     """
-    from steerlab.runner.summaries import summarize
-
+    main = distributed.is_main_process()
     folder = out / node.folder
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(folder)
     target = folder / node.kind.output_name
-    if not node.kind.resumable and target.exists():
-        # A killed non-resumable command may have left a partial folder: start it afresh.
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    if main:
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(folder)
+        if not node.kind.resumable and target.exists():
+            # A killed non-resumable command may have left a partial folder: start it afresh.
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
     arguments = command_arguments(plan, node, out)
     arguments[node.kind.output] = target
+    wall = 0.0
+    if node.kind.shared:
+        distributed.barrier()  # the folder is ready before any process writes into it
+        # A refusal is alike on every process (the commands check before they share), so
+        # each raises it here without waiting for the others.
+        wall = _call(plan, node, arguments)
+    if not main:
+        _outcome(None)
+        return wall
+    try:
+        if not node.kind.shared:
+            with distributed.single_process():
+                wall = _call(plan, node, arguments)
+        _write_stage_record(plan, node, folder, wall)
+    except StageFailed as exc:
+        _outcome(str(exc))
+        raise
+    except Exception as exc:
+        _outcome(
+            f"stage {node.name!r} ({node.kind.kind}): {type(exc).__name__} on the main process"
+        )
+        raise
+    _outcome(None)
+    return wall
+
+
+def _call(plan: Plan, node: StageNode, arguments: dict[str, Any]) -> float:
+    """Call the stage's command with ``arguments``; returns its wall time.
+
+    Raises:
+        StageFailed: the command refused its input (its one-line error, naming the stage).
+    """
     command = getattr(node.kind.command, "__wrapped__", node.kind.command)  # raw errors
     started = time.perf_counter()
     try:
@@ -206,7 +281,24 @@ def run_stage(plan: Plan, node: StageNode, out: Path) -> float:
             command(**arguments)
     except SteerlabError as exc:
         raise StageFailed(f"stage {node.name!r} ({node.kind.kind}): {exc}") from exc
-    wall = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def _outcome(error: str | None) -> None:
+    """Hand the main process's outcome of a stage (None: it finished) to every process.
+
+    The main process calls it with its own; the others raise it as :class:`StageFailed`, so
+    that all go on, or all fail with the same line (nothing else reaches them).
+    """
+    error = distributed.broadcast(error)
+    if error is not None and not distributed.is_main_process():
+        raise StageFailed(error)
+
+
+def _write_stage_record(plan: Plan, node: StageNode, folder: Path, wall: float) -> None:
+    """Summarize the finished stage and write its ``stage.json`` (last: it marks it done)."""
+    from steerlab.runner.summaries import summarize
+
     summary = summarize(node.kind.kind, folder, {**node.settings, **node.refs})
     stage_record = {
         "format": STAGE_FORMAT,
@@ -224,7 +316,12 @@ def run_stage(plan: Plan, node: StageNode, out: Path) -> float:
         "summary": summary,
     }
     write_json(folder / STAGE_FILE, stage_record)
-    return wall
+
+
+def _processes_note() -> str:
+    """``; N processes`` under a launcher, else nothing."""
+    world = distributed.world_size()
+    return f"; {world} processes" if world > 1 else ""
 
 
 def command_arguments(plan: Plan, node: StageNode, out: Path) -> dict[str, Any]:
@@ -382,6 +479,7 @@ def machine_provenance() -> dict[str, Any]:
         "machine": f"{platform.system()} {platform.machine()}",
         "cpu_count": os.cpu_count(),
         "hostname": socket.gethostname(),
+        "processes": distributed.world_size(),  # of accelerate launch / torchrun, else 1
         "created": utc_now(),
     }
 
