@@ -125,10 +125,10 @@ def run(ctx: Context) -> BenchResult:
         return go
 
     names = {
-        "one_b": f"layer {SHARED_LAYER}: batched, shared below it ({k} coefficients x "
-        f"{SWEEP_ITEMS} items per forward)",
+        "one_b": f"layer {SHARED_LAYER}: batched, shared below it (batch {SWEEP_BATCH}: one "
+        f"item's {k} coefficient rows per forward)",
         "one_s": f"layer {SHARED_LAYER}: one run per coefficient ({k} runs of {SWEEP_ITEMS} items)",
-        "all_b": f"all 30 layers: batched ({k} x {SWEEP_ITEMS} per forward, nothing to share)",
+        "all_b": f"all 30 layers: batched ({SWEEP_BATCH} rows per forward, nothing to share)",
         "all_s": f"all 30 layers: one run per coefficient ({k} runs of {SWEEP_ITEMS} items)",
         "one_big": f"layer {SHARED_LAYER}: batched and shared, batch {BIG_BATCH} "
         f"(all {k * SWEEP_ITEMS} rows in one forward)",
