@@ -3,10 +3,12 @@ files and their merge (the real two-process runs are tests/evaluate/test_distrib
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from launching import launch_environment, launcher_prefix
 from steerlab import distributed
 
 
@@ -123,6 +125,9 @@ def test_broadcast_in_a_single_process_is_the_value(alone: None) -> None:
 
 
 BROADCAST_SCRIPT = """
+import sys
+from pathlib import Path
+
 from steerlab import distributed
 
 got = distributed.broadcast(f"from rank {distributed.rank()}")
@@ -130,35 +135,26 @@ late = distributed.broadcast(None if distributed.rank() else ["x", 1])
 with distributed.single_process():
     alone = distributed.world_size()
 distributed.barrier()
-print(f"rank {distributed.rank()}: {got} {late} {alone} {distributed.world_size()}", flush=True)
+line = f"rank {distributed.rank()}: {got} {late} {alone} {distributed.world_size()}"
+# One file per process: two processes printing to one pipe can interleave their lines.
+Path(sys.argv[1], f"rank{distributed.rank()}.txt").write_text(line, encoding="utf-8")
 """
 
 
 @pytest.mark.slow  # two processes (imports of torch and accelerate)
 def test_broadcast_hands_rank_0s_value_to_every_process(tmp_path: Path) -> None:
-    import os
-    import socket
-    import subprocess
-    import sys
-
     script = tmp_path / "broadcast.py"
     script.write_text(BROADCAST_SCRIPT, encoding="utf-8")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = str(sock.getsockname()[1])
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    env["OMP_NUM_THREADS"] = "1"
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
     done = subprocess.run(
-        [*launcher, "--master-addr", "127.0.0.1", "--master-port", port, str(script)],
-        env=env,
+        [*launcher_prefix("torchrun"), str(script), str(tmp_path)],
+        env=launch_environment(tmp_path),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("rank "))
+    lines = sorted(path.read_text(encoding="utf-8") for path in tmp_path.glob("rank*.txt"))
     assert lines == [
         "rank 0: from rank 0 ['x', 1] 1 2",
         "rank 1: from rank 0 ['x', 1] 1 2",

@@ -10,9 +10,7 @@ result is compared byte for byte with the same sweep in one process, as the READ
 
 from __future__ import annotations
 
-import os
 import shlex
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +20,7 @@ import typer
 from accelerate.commands.launch import launch_command_parser
 from torch.distributed.run import get_args_parser
 
+from launching import free_port, launch_environment
 from steerlab.cli.app import app
 from test_readme import README, readme_blocks
 
@@ -72,12 +71,6 @@ def test_launch_blocks_use_real_launcher_and_steerlab_options() -> None:
     assert launched >= 7
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run(words: list[str], cwd: Path) -> None:
     launcher, args = steerlab_words(words)
     if launcher:
@@ -87,9 +80,7 @@ def run(words: list[str], cwd: Path) -> None:
         prefix += ["-m", "steerlab"]
     else:
         prefix = [sys.executable, "-m", "steerlab"]
-    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="200")
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_PORT"):
-        env.pop(name, None)
+    env = launch_environment(cwd, own_cache=False)  # the embedded model's usual cache
     done = subprocess.run(
         [*prefix, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
     )

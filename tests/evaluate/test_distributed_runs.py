@@ -9,11 +9,6 @@ used. The fast one runs a sweep in this process over parts a launched run left b
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -22,6 +17,7 @@ from typer.testing import CliRunner
 
 from conftest import make_model, save_tiny_llama
 from kill_resume import folder_bytes
+from launching import launch
 from steerlab.cli import app
 from steerlab.data.evalsets import ABItem
 from steerlab.evaluate.sweep import RESULTS, sweep
@@ -30,66 +26,6 @@ from steerlab.models import model_identity
 from steerlab.vector import SteeringVector, VectorMetadata
 
 slow = pytest.mark.slow  # two-process launches (~10 s of imports each)
-
-TIMEOUT_S = 300
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now (the launcher's rendezvous port)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def environment(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "STEERLAB_CACHE": str(tmp_path / "steerlab-cache"),
-            "NO_COLOR": "1",
-            "MASTER_ADDR": "127.0.0.1",
-        }
-    )
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_PORT"):
-        env.pop(name, None)
-    return env
-
-
-def launch(
-    launcher: str, args: Sequence[str], tmp_path: Path, succeed: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """``steerlab ARGS`` in one process (``single``) or two (``torchrun`` / ``accelerate``).
-
-    Fails the test unless the command succeeds (with ``succeed``: the default).
-    """
-    port = str(free_port())
-    if launcher == "single":
-        prefix = [sys.executable, "-m", "steerlab"]
-    elif launcher == "torchrun":
-        prefix = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
-        prefix += ["--master-addr", "127.0.0.1", "--master-port", port, "-m", "steerlab"]
-    else:
-        # accelerate's --cpu runs one process (its multi-CPU mode wants MPI); --multi_gpu
-        # starts torchrun's workers, and steerlab picks gloo where there is no GPU.
-        prefix = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
-        prefix += ["--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
-        prefix += ["--dynamo_backend", "no", "--main_process_port", port, "-m", "steerlab"]
-    done = subprocess.run(
-        [*prefix, *args],
-        env=environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0 or not succeed, (
-        f"{launcher} {' '.join(args)}:\n{done.stderr[-4000:]}"
-    )
-    return done
 
 
 def without_provenance(path: Path) -> dict[str, object]:
